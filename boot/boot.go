@@ -1,0 +1,504 @@
+// Package boot runs dockerinit's boot sequence: a list of named steps, read top to bottom, shared
+// by `dockerinit` as PID 1 (which ends by switching root) and `dockerinit prepare` (which stops
+// after the top layer and leaves mounting the root to the caller's initramfs).
+package boot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dockerinit/dockerinit/blockdev"
+	"github.com/dockerinit/dockerinit/bootparam"
+	"github.com/dockerinit/dockerinit/btrfs"
+	"github.com/dockerinit/dockerinit/imagestore"
+	"github.com/dockerinit/dockerinit/kmod"
+	"github.com/dockerinit/dockerinit/switchroot"
+	"github.com/dockerinit/dockerinit/toplayer"
+)
+
+// Mode says how far the sequence goes.
+type Mode int
+
+const (
+	// Full mounts the new root and switches to it (dockerinit as PID 1).
+	Full Mode = iota
+	// Prepare stops after the top layer (dockerinit prepare, inside another initramfs).
+	Prepare
+)
+
+// Where the sequence mounts things inside the initramfs.
+const (
+	topLevelDir = "/mnt/top"      // btrfs top level (subvolid=5)
+	topLayerDir = "/mnt/toplayer" // a separate top layer device
+	newRootDir  = "/mnt/root"     // the rw layer, mounted as the new root
+	configPath  = "/etc/dockerinit.toml"
+	legacyPath  = "/etc/docker-btrfs.json" // the origin's configuration
+	BootJSON    = "/run/dockerinit/boot.json"
+)
+
+// Options are what the caller knows before the sequence starts.
+type Options struct {
+	Mode     Mode
+	InitArgs []string // passed on to the real init
+	Env      []string
+	Log      *Logger
+}
+
+// StepTime is one step's name and duration, as boot.json records it.
+type StepTime struct {
+	Name string  `json:"name"`
+	MS   float64 `json:"ms"`
+}
+
+// Report is what booted, written to /run/dockerinit/boot.json for `dockerinit status`.
+type Report struct {
+	Image       string     `json:"image"`
+	ImageID     string     `json:"image_id"`
+	ImageNames  []string   `json:"image_names,omitempty"`
+	Created     time.Time  `json:"image_created"`
+	ChainID     string     `json:"chain_id"`
+	Layer       string     `json:"layer"`
+	RWLayer     string     `json:"rw_layer"`
+	DockerPath  string     `json:"docker_path"`
+	RootDevice  string     `json:"root_device"`
+	RootSpec    string     `json:"root_spec"`
+	TopLayer    string     `json:"toplayer,omitempty"`
+	TopFiles    int        `json:"toplayer_entries"`
+	Init        string     `json:"init"`
+	Kernel      string     `json:"kernel"`
+	StartedS    float64    `json:"started_s"` // seconds since the kernel started, when /init began
+	Steps       []StepTime `json:"steps"`
+	TotalMS     float64    `json:"total_ms"`
+	ModulesLoad int        `json:"modules_loaded"`
+}
+
+// seq is one run of the sequence and what it found so far.
+type seq struct {
+	opts   Options
+	log    *Logger
+	p      bootparam.Params
+	dev    blockdev.Device
+	img    imagestore.Image
+	report Report
+	mounts []string // mounted by this run, unmounted in reverse on failure
+}
+
+type step struct {
+	name string
+	run  func() error
+}
+
+func (s *seq) steps() []step {
+	steps := []step{
+		{"mount /proc /sys /dev /run", s.mountAPI},
+		{"read parameters", s.readParams},
+		{"load modules", s.loadModules},
+		{"find root device", s.findRoot},
+		{"mount btrfs top level", s.mountTopLevel},
+		{"resolve image", s.resolveImage},
+		{"make rw layer", s.makeRWLayer},
+		{"apply top layer", s.applyTopLayer},
+	}
+	if s.opts.Mode == Prepare {
+		return append(steps, step{"release top level", s.releaseTopLevel})
+	}
+	return append(steps,
+		step{"check init", s.checkInit},
+		step{"mount new root", s.mountNewRoot},
+		step{"write boot.json", s.writeReport},
+	)
+}
+
+// StepError says which step failed.
+type StepError struct {
+	Step string
+	Err  error
+}
+
+func (e *StepError) Error() string { return fmt.Sprintf("%s: %v", e.Step, e.Err) }
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Run runs the sequence once. In Full mode a nil error means the new root is mounted at
+// newRootDir and ready for SwitchRoot. On error, what this run mounted is unmounted again.
+func Run(opts Options) (*Report, error) {
+	s := &seq{opts: opts, log: opts.Log}
+	start := time.Now()
+	s.report.StartedS = sinceBoot()
+	for _, st := range s.steps() {
+		t0 := time.Now()
+		s.log.Debugf("step: %s", st.name)
+		if err := st.run(); err != nil {
+			s.unmountAll()
+			return nil, &StepError{Step: st.name, Err: err}
+		}
+		d := time.Since(t0)
+		s.report.Steps = append(s.report.Steps, StepTime{st.name, ms(d)})
+		s.log.Debugf("step %s took %v", st.name, d.Round(time.Microsecond))
+	}
+	s.report.TotalMS = ms(time.Since(start))
+	return &s.report, nil
+}
+
+// SwitchRoot hands over to the real init. It returns only on failure, after unmounting the new
+// root so that a retry can replace the rw layer.
+func SwitchRoot(r *Report, opts Options) error {
+	err := switchroot.Switch(newRootDir, r.Init, opts.InitArgs, opts.Env)
+	_ = unix.Unmount(newRootDir, unix.MNT_DETACH)
+	return err
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func sinceBoot() float64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0
+	}
+	return float64(ts.Nano()) / 1e9
+}
+
+// mountAPI mounts what the kernel does not: in prepare mode most are mounted already.
+func (s *seq) mountAPI() error {
+	for _, m := range []struct{ dir, fstype, data string }{
+		{"/proc", "proc", ""},
+		{"/sys", "sysfs", ""},
+		{"/dev", "devtmpfs", "mode=0755"},
+		{"/run", "tmpfs", "mode=0755,nosuid,nodev"},
+	} {
+		if mounted(m.dir) {
+			continue
+		}
+		if err := os.MkdirAll(m.dir, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount(m.fstype, m.dir, m.fstype, unix.MS_NOSUID, m.data); err != nil {
+			return fmt.Errorf("mount %s on %s: %w", m.fstype, m.dir, err)
+		}
+	}
+	if s.log == nil || !s.log.kmsg {
+		s.log = NewLogger() // /dev/kmsg exists only now
+	}
+	return nil
+}
+
+func (s *seq) readParams() error {
+	var cfg bootparam.Config
+	if data, err := os.ReadFile(configPath); err == nil {
+		if cfg, err = bootparam.DecodeConfig(data); err != nil {
+			return fmt.Errorf("%s in the initramfs: %w (rebuild the initramfs with a corrected --config)", configPath, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	var legacy string
+	if data, err := os.ReadFile(legacyPath); err == nil {
+		if legacy, err = bootparam.DecodeLegacy(data); err != nil {
+			return fmt.Errorf("%s: %w", legacyPath, err)
+		}
+	}
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return fmt.Errorf("read kernel command line: %w", err)
+	}
+	if s.p, err = bootparam.Resolve(cfg, legacy, strings.TrimSpace(string(cmdline))); err != nil {
+		return err
+	}
+	if s.p.Debug {
+		s.log.Debug = true
+	}
+	for _, w := range s.p.Warnings {
+		s.log.Warnf("%s", w)
+	}
+	s.log.Infof("booting image %s from root=%s subvol=%s docker_path=%s", s.p.Image, s.p.Root.Device, s.p.RWLayer, s.p.DockerPath)
+	if s.p.Rescue {
+		return Rescue(s.log, "dockerinit.rescue is on the kernel command line: here is the shell before anything is mounted.")
+	}
+	return nil
+}
+
+func (s *seq) loadModules() error {
+	r, err := kmod.LoadAll("/")
+	if err != nil {
+		return err
+	}
+	s.report.ModulesLoad = len(r.Loaded)
+	for _, f := range r.Failed {
+		s.log.Warnf("module %s failed to load", f)
+	}
+	s.log.Debugf("modules: %d loaded, %d built in, in %v", len(r.Loaded), len(r.Builtin), r.Duration.Round(time.Millisecond))
+	return nil
+}
+
+func (s *seq) findDevice(spec string) (blockdev.Device, error) {
+	sp, err := blockdev.ParseSpec(spec)
+	if err != nil {
+		return blockdev.Device{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.p.Timeout)
+	defer cancel()
+	return blockdev.Find(ctx, sp)
+}
+
+func (s *seq) findRoot() error {
+	t0 := time.Now()
+	dev, err := s.findDevice(s.p.Root.Device)
+	if err != nil {
+		return fmt.Errorf("root=%s: %w", s.p.Root.Device, err)
+	}
+	if dev.FSType != "" && dev.FSType != "btrfs" {
+		return fmt.Errorf("root=%s is %s, a %s file system; dockerinit needs the btrfs file system that holds the Docker data root: fix root= (see blkid)", s.p.Root.Device, dev.Path, dev.FSType)
+	}
+	s.dev = dev
+	s.log.Infof("root device %s (%s) found after %v", dev.Path, s.p.Root.Device, time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// joinFlags joins comma-separated mount options, dropping empty ones.
+func joinFlags(parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p = strings.Trim(p, ","); p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+func (s *seq) mount(src, dir, fstype string, flags uintptr, data string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(src, dir, fstype, flags, data); err != nil {
+		return fmt.Errorf("mount %s on %s (type %s, options %q): %w", src, dir, fstype, data, err)
+	}
+	s.mounts = append(s.mounts, dir)
+	return nil
+}
+
+func (s *seq) unmount(dir string) error {
+	if err := unix.Unmount(dir, 0); err != nil {
+		return fmt.Errorf("unmount %s: %w", dir, err)
+	}
+	for i := len(s.mounts) - 1; i >= 0; i-- {
+		if s.mounts[i] == dir {
+			s.mounts = append(s.mounts[:i], s.mounts[i+1:]...)
+			break
+		}
+	}
+	return nil
+}
+
+func (s *seq) unmountAll() {
+	for i := len(s.mounts) - 1; i >= 0; i-- {
+		if err := unix.Unmount(s.mounts[i], 0); err != nil {
+			_ = unix.Unmount(s.mounts[i], unix.MNT_DETACH)
+		}
+	}
+	s.mounts = nil
+}
+
+func (s *seq) mountTopLevel() error {
+	// The top level must be writable for the snapshot, whatever ro/rw says about the new root.
+	return s.mount(s.dev.Path, topLevelDir, "btrfs", 0, joinFlags(s.p.Root.Flags, "subvolid=5"))
+}
+
+func (s *seq) dockerRoot() string { return filepath.Join(topLevelDir, s.p.DockerPath) }
+
+func (s *seq) resolveImage() error {
+	root := s.dockerRoot()
+	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+		return fmt.Errorf("docker_path=%s: no directory %s on %s; its top level holds: %s. Set docker_path= to the Docker data root relative to the btrfs top level",
+			s.p.DockerPath, "/"+s.p.DockerPath, s.dev.Path, listDir(topLevelDir))
+	}
+	store, err := imagestore.Open(os.DirFS(root))
+	if err != nil {
+		return fmt.Errorf("docker_path=%s: %w", s.p.DockerPath, err)
+	}
+	img, err := store.Resolve(s.p.Image)
+	if err != nil {
+		return err
+	}
+	layer := filepath.Join(root, filepath.FromSlash(img.Layer))
+	if ok, err := btrfs.IsSubvolume(layer); err != nil || !ok {
+		return fmt.Errorf("image %s: its top layer %s is not a btrfs subvolume (%v): the Docker store looks damaged; check `docker image inspect %s`", s.p.Image, img.Layer, err, s.p.Image)
+	}
+	s.img = img
+	s.log.Infof("image %s is %s, top layer %s", s.p.Image, shortID(img.ID), img.Layer)
+	return nil
+}
+
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func listDir(dir string) string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "(unreadable: " + err.Error() + ")"
+	}
+	if len(entries) == 0 {
+		return "(nothing)"
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return strings.Join(names, ", ")
+}
+
+// rwLayerPath checks that no component of the rw layer's path is a symlink, so the name cannot be
+// steered into the Docker root, and returns its path under the top level.
+func (s *seq) rwLayerPath() (string, error) {
+	p := topLevelDir
+	for _, c := range strings.Split(s.p.RWLayer, "/") {
+		p = filepath.Join(p, c)
+		fi, err := os.Lstat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return "", fmt.Errorf("rootflags=subvol=%s: %s is a symlink; refusing to follow it (it could lead into the Docker root)", s.p.RWLayer, p)
+		}
+	}
+	return filepath.Join(topLevelDir, s.p.RWLayer), nil
+}
+
+func (s *seq) makeRWLayer() error {
+	rw, err := s.rwLayerPath()
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(rw); err == nil {
+		ok, err := btrfs.IsSubvolume(rw)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("rootflags=subvol=%s: /%s exists and is not a btrfs subvolume; refusing to delete what dockerinit did not make: rename it or choose another subvol=", s.p.RWLayer, s.p.RWLayer)
+		}
+		if err := btrfs.Delete(rw); err != nil {
+			return fmt.Errorf("delete the previous rw layer /%s: %w", s.p.RWLayer, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(rw), 0o755); err != nil {
+		return err
+	}
+	layer := filepath.Join(s.dockerRoot(), filepath.FromSlash(s.img.Layer))
+	if err := btrfs.Snapshot(layer, rw); err != nil {
+		return fmt.Errorf("snapshot image %s to /%s: %w", s.p.Image, s.p.RWLayer, err)
+	}
+	return nil
+}
+
+func (s *seq) applyTopLayer() error {
+	tl := s.p.TopLayer
+	if tl.Path == "" {
+		s.log.Debugf("no toplayer_path: no top layer")
+		return nil
+	}
+	base := topLevelDir
+	sameDevice := tl.Device == "" || tl.Device == s.p.Root.Device
+	if !sameDevice {
+		dev, err := s.findDevice(tl.Device)
+		if err != nil {
+			return s.topLayerMissing(fmt.Errorf("toplayer=%s: %w", tl.Device, err))
+		}
+		if dev.Path == s.dev.Path {
+			sameDevice = true
+		} else {
+			fstype := tl.FSType
+			if fstype == "" {
+				fstype = dev.FSType
+			}
+			if err := s.mount(dev.Path, topLayerDir, fstype, unix.MS_RDONLY, tl.Flags); err != nil {
+				return s.topLayerMissing(err)
+			}
+			defer s.unmount(topLayerDir)
+			base = topLayerDir
+		}
+	}
+	src := filepath.Join(base, path.Clean("/"+tl.Path))
+	if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
+		return s.topLayerMissing(fmt.Errorf("toplayer_path=%s: no such directory on %s", tl.Path, tl.Device))
+	}
+	rw := filepath.Join(topLevelDir, s.p.RWLayer)
+	st, err := toplayer.Apply(src, rw)
+	if err != nil {
+		return fmt.Errorf("apply top layer %s: %w", tl.Path, err)
+	}
+	n := st.Files + st.Dirs + st.Symlinks + st.Hardlinks + st.Specials + st.Whiteouts
+	s.report.TopLayer, s.report.TopFiles = tl.Path, n
+	s.log.Infof("top layer %s applied: %d entries", tl.Path, n)
+	return nil
+}
+
+// topLayerMissing lets the boot go on without the top layer unless the configuration requires it.
+func (s *seq) topLayerMissing(err error) error {
+	if s.p.TopLayer.Required {
+		return err
+	}
+	s.log.Warnf("%v; booting without the top layer (set toplayer required = true to stop instead)", err)
+	return nil
+}
+
+func (s *seq) releaseTopLevel() error { return s.unmount(topLevelDir) }
+
+func (s *seq) checkInit() error {
+	return switchroot.CheckInit(filepath.Join(topLevelDir, s.p.RWLayer), s.p.Init)
+}
+
+func (s *seq) mountNewRoot() error {
+	var flags uintptr
+	if s.p.ReadOnly {
+		flags = unix.MS_RDONLY
+	}
+	if err := s.mount(s.dev.Path, newRootDir, "btrfs", flags, joinFlags(s.p.Root.Flags, "subvol="+s.p.RWLayer)); err != nil {
+		return err
+	}
+	return s.unmount(topLevelDir)
+}
+
+func (s *seq) writeReport() error {
+	var uts unix.Utsname
+	_ = unix.Uname(&uts)
+	r := &s.report
+	r.Image, r.ImageID, r.ImageNames, r.Created = s.p.Image, s.img.ID, s.img.Names, s.img.Created
+	r.ChainID, r.Layer, r.RWLayer, r.DockerPath = s.img.ChainID, s.img.Layer, s.p.RWLayer, s.p.DockerPath
+	r.RootDevice, r.RootSpec, r.Init = s.dev.Path, s.p.Root.Device, s.p.Init
+	r.Kernel = unix.ByteSliceToString(uts.Release[:])
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(BootJSON), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(BootJSON, append(data, '\n'), 0o644)
+}
+
+// mounted reports whether dir is a mount point (its device differs from its parent's).
+func mounted(dir string) bool {
+	var st, parent unix.Stat_t
+	if unix.Stat(dir, &st) != nil || unix.Stat(filepath.Dir(dir), &parent) != nil {
+		return false
+	}
+	return st.Dev != parent.Dev
+}

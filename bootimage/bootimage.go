@@ -1,0 +1,189 @@
+// Package bootimage assembles what boots an image: the image's own kernel, and an initramfs
+// holding dockerinit, its configuration and the kernel's modules, so that kernel, initramfs and
+// /lib/modules always match. It only reads the image (and the Docker root it lives in).
+package bootimage
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dockerinit/dockerinit/bootparam"
+	"github.com/dockerinit/dockerinit/imagestore"
+	"github.com/dockerinit/dockerinit/initramfs"
+	"github.com/dockerinit/dockerinit/kmod"
+)
+
+// Options say what to build from and where to write.
+type Options struct {
+	DockerRoot string // with Image: read the image's root straight from the Docker data root
+	Image      string
+	RootFS     string // or: an unpacked root file system
+	Kernel     string // kernel version to use when the image has several
+	Init       string // the dockerinit binary to put at /init
+	Config     bootparam.Config
+	Modules    []string // module names or aliases to add to the module set
+	NoModules  bool     // kernels with everything built in
+	Out        string   // directory for vmlinuz and initramfs.img
+}
+
+// Result says what was written.
+type Result struct {
+	Image         string // the image reference, if any
+	ImageID       string
+	Kernel        Kernel
+	VMLinuz       string
+	Initramfs     string
+	InitramfsSize int64
+	Modules       int    // module files in the initramfs
+	Cmdline       string // the kernel command line to boot with
+}
+
+// Build writes Out/vmlinuz and Out/initramfs.img.
+func Build(o Options) (*Result, error) {
+	if o.Out == "" {
+		return nil, fmt.Errorf("no output directory: pass --out DIR")
+	}
+	res := &Result{}
+	root, err := o.imageRoot(res)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.refuseOutputInside(); err != nil {
+		return nil, err
+	}
+	k, err := PickKernel(root, o.Kernel)
+	if err != nil {
+		return nil, err
+	}
+	res.Kernel = k
+	cfg := o.Config
+	if o.Image != "" {
+		cfg.Image = o.Image
+	}
+	res.Cmdline = Cmdline(cfg, o.DockerRoot)
+	// Validate the configuration as the init will see it: embedded TOML + the printed command line.
+	if _, err := bootparam.Resolve(cfg, "", res.Cmdline); err != nil {
+		return nil, fmt.Errorf("the boot configuration would not boot: %w", err)
+	}
+	toml, err := cfg.Encode()
+	if err != nil {
+		return nil, err
+	}
+	initBin, err := os.ReadFile(o.Init)
+	if err != nil {
+		return nil, fmt.Errorf("read the dockerinit binary: %w (build it with `make build`, or pass --init PATH)", err)
+	}
+	entries := append(initramfs.Base(),
+		initramfs.File("init", 0o755, initBin),
+		initramfs.File("etc/dockerinit.toml", 0o644, toml),
+	)
+	if !o.NoModules {
+		if k.Modules == "" {
+			return nil, fmt.Errorf("the image has kernel %s but no lib/modules/%s: install the kernel's modules in the image, or pass --modules none for a kernel with everything built in", k.Version, k.Version)
+		}
+		files, err := kmod.Bundle(filepath.Dir(k.Modules), k.Version, append(append([]string{}, kmod.Generic...), o.Modules...))
+		if err != nil {
+			return nil, fmt.Errorf("modules of kernel %s: %w", k.Version, err)
+		}
+		for _, f := range files {
+			entries = append(entries, initramfs.File(f.Path, f.Mode.Perm(), f.Data))
+			if strings.HasSuffix(f.Path, ".ko") {
+				res.Modules++
+			}
+		}
+	}
+	var img bytes.Buffer
+	if err := initramfs.Write(&img, entries); err != nil {
+		return nil, err
+	}
+	kernel, err := os.ReadFile(k.Image)
+	if err != nil {
+		return nil, fmt.Errorf("read kernel: %w", err)
+	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return nil, err
+	}
+	res.VMLinuz, res.Initramfs = filepath.Join(o.Out, "vmlinuz"), filepath.Join(o.Out, "initramfs.img")
+	if err := writeAtomic(res.VMLinuz, kernel); err != nil {
+		return nil, err
+	}
+	if err := writeAtomic(res.Initramfs, img.Bytes()); err != nil {
+		return nil, err
+	}
+	res.InitramfsSize = int64(img.Len())
+	return res, nil
+}
+
+// imageRoot returns the host path of the root file system to take the kernel from.
+func (o Options) imageRoot(res *Result) (string, error) {
+	switch {
+	case o.RootFS != "" && o.DockerRoot != "":
+		return "", fmt.Errorf("--rootfs and --docker-root both given: use one")
+	case o.RootFS != "":
+		return o.RootFS, nil
+	case o.DockerRoot == "":
+		return "", fmt.Errorf("nothing to build from: pass --docker-root DIR --image NAME[:TAG], or --rootfs DIR")
+	case o.Image == "":
+		return "", fmt.Errorf("--docker-root needs --image NAME[:TAG] (the image to boot)")
+	}
+	store, err := imagestore.Open(os.DirFS(o.DockerRoot))
+	if err != nil {
+		return "", fmt.Errorf("docker root %s: %w", o.DockerRoot, err)
+	}
+	img, err := store.Resolve(o.Image)
+	if err != nil {
+		return "", err
+	}
+	res.Image, res.ImageID = o.Image, img.ID
+	return filepath.Join(o.DockerRoot, filepath.FromSlash(img.Layer)), nil
+}
+
+// refuseOutputInside keeps every write out of the Docker root: a boot image written there could
+// land in an image layer.
+func (o Options) refuseOutputInside() error {
+	if o.DockerRoot == "" {
+		return nil
+	}
+	abs := func(p string) string {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return p
+		}
+		if r, err := filepath.EvalSymlinks(a); err == nil {
+			return r
+		}
+		return a
+	}
+	dr, out := abs(o.DockerRoot), abs(o.Out)
+	if out == dr || strings.HasPrefix(out, dr+string(filepath.Separator)) {
+		return fmt.Errorf("--out %s is inside the Docker root %s: choose a directory outside it (e.g. /boot/docker-IMAGE)", o.Out, o.DockerRoot)
+	}
+	return nil
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

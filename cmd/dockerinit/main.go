@@ -1,0 +1,66 @@
+// Command dockerinit is PID 1 of the dockerinit initramfs: it boots the machine into a Docker
+// image (see the boot package). `dockerinit prepare` runs the same sequence up to the top layer,
+// for the hooks of other initramfs generators.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/dockerinit/dockerinit/boot"
+)
+
+const usage = `dockerinit: boot a machine straight into a Docker image.
+
+As /init of an initramfs made by mkbootimg (PID 1), it boots: it reads /etc/dockerinit.toml and
+the kernel command line, finds the btrfs holding the Docker root, snapshots the image's top layer
+to the rw layer, lays the top layer folder over it and switches to the image's init.
+
+Usage:
+  dockerinit            (as PID 1 only)
+  dockerinit prepare    run the boot sequence up to the top layer and exit; the caller then mounts
+                        root= with rootflags=subvol=<rw layer> itself (initramfs-tools, dracut hooks)
+
+Kernel command line: root= rootflags=subvol=NAME[,...] rootfstype= rw|ro docker_path= docker_image=
+toplayer= toplayerfstype= toplayerflags= toplayer_path= init= dockerinit.timeout= dockerinit.rescue
+dockerinit.debug. See the README for each.
+`
+
+func main() {
+	flag.Usage = func() { fmt.Fprint(os.Stderr, usage) }
+	if os.Getpid() == 1 {
+		runInit()
+		return
+	}
+	flag.Parse()
+	switch flag.Arg(0) {
+	case "prepare":
+		if _, err := boot.Run(boot.Options{Mode: boot.Prepare, Log: boot.NewLogger()}); err != nil {
+			fmt.Fprintf(os.Stderr, "dockerinit prepare: %v\n", err)
+			os.Exit(1)
+		}
+	default:
+		flag.Usage()
+		if flag.NArg() > 0 {
+			fmt.Fprintf(os.Stderr, "\nunknown command %q\n", flag.Arg(0))
+		} else {
+			fmt.Fprintln(os.Stderr, "\nnot PID 1: nothing to boot here")
+		}
+		os.Exit(2)
+	}
+}
+
+// runInit boots, and on failure explains and waits at the console, then tries again. It never
+// returns normally: PID 1 exiting panics the kernel.
+func runInit() {
+	log := boot.NewLogger()
+	opts := boot.Options{Mode: boot.Full, InitArgs: os.Args[1:], Env: os.Environ(), Log: log}
+	for {
+		report, err := boot.Run(opts)
+		if err == nil {
+			err = boot.SwitchRoot(report, opts)
+		}
+		boot.Fail(log, err)
+	}
+}

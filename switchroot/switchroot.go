@@ -1,0 +1,159 @@
+// Package switchroot hands the machine from the initramfs to the new root: it moves the API file
+// systems, empties the initramfs, makes the new root "/" and execs the real init with its
+// arguments and environment. u-root's mount.SwitchRoot is not used because it execs init with no
+// arguments and an empty environment, and deletes the old root without checking what it is.
+package switchroot
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// apiMounts move with the switch so the real init finds them already mounted.
+var apiMounts = []string{"/dev", "/proc", "/sys", "/run"}
+
+// CheckInit reports whether init (an absolute path inside newRoot, symlinks resolved inside
+// newRoot) is an executable regular file, so a missing init is reported before anything is undone.
+func CheckInit(newRoot, init string) error {
+	if !filepath.IsAbs(init) {
+		return fmt.Errorf("init %q: want an absolute path such as /sbin/init", init)
+	}
+	rootFd, err := unix.Open(newRoot, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open new root %s: %w", newRoot, err)
+	}
+	defer unix.Close(rootFd)
+	fd, err := unix.Openat2(rootFd, init, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return fmt.Errorf("the image has no %s (%w): pass init=/path/to/init on the kernel command line, or install an init (systemd-sysv) in the image", init, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("stat %s: %w", init, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&0o111 == 0 {
+		return fmt.Errorf("%s in the image is not an executable file (mode %o): pass init= naming the image's init", init, st.Mode)
+	}
+	return nil
+}
+
+// Switch makes newRoot (a mount point) the root file system and execs init there. It returns only
+// on failure. The guards follow what a safe switch_root needs: we are PID 1, "/" is the initramfs
+// (ramfs or tmpfs), and newRoot is a different file system, so emptying "/" cannot touch it.
+func Switch(newRoot, init string, args, env []string) error {
+	if os.Getpid() != 1 {
+		return errors.New("switch_root: not PID 1; refusing to empty /")
+	}
+	if err := checkInitramfs("/"); err != nil {
+		return err
+	}
+	var rootSt, newSt unix.Stat_t
+	if err := unix.Stat("/", &rootSt); err != nil {
+		return fmt.Errorf("switch_root: stat /: %w", err)
+	}
+	if err := unix.Stat(newRoot, &newSt); err != nil {
+		return fmt.Errorf("switch_root: stat %s: %w", newRoot, err)
+	}
+	if rootSt.Dev == newSt.Dev {
+		return fmt.Errorf("switch_root: %s is not a mounted file system", newRoot)
+	}
+	if err := CheckInit(newRoot, init); err != nil {
+		return err
+	}
+	for _, m := range apiMounts {
+		if err := moveMount(m, filepath.Join(newRoot, m)); err != nil {
+			return err
+		}
+	}
+	// Free the initramfs memory before leaving it; a failure here only wastes RAM.
+	_ = Empty("/", rootSt.Dev)
+	if err := unix.Chdir(newRoot); err != nil {
+		return fmt.Errorf("switch_root: chdir %s: %w", newRoot, err)
+	}
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("switch_root: move %s to /: %w", newRoot, err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("switch_root: chroot: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("switch_root: chdir /: %w", err)
+	}
+	argv := append([]string{init}, args...)
+	if err := unix.Exec(init, argv, env); err != nil {
+		return fmt.Errorf("switch_root: exec %s: %w", init, err)
+	}
+	return nil
+}
+
+func checkInitramfs(dir string) error {
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(dir, &sfs); err != nil {
+		return fmt.Errorf("switch_root: statfs %s: %w", dir, err)
+	}
+	if sfs.Type != unix.RAMFS_MAGIC && sfs.Type != unix.TMPFS_MAGIC {
+		return fmt.Errorf("switch_root: %s is not an initramfs (file system magic %#x); refusing to empty it", dir, sfs.Type)
+	}
+	return nil
+}
+
+// moveMount moves the mount at src onto dst; src not being a mount point is fine (nothing to move).
+func moveMount(src, dst string) error {
+	var s, parent unix.Stat_t
+	if err := unix.Stat(src, &s); err != nil {
+		return nil
+	}
+	if err := unix.Stat(filepath.Dir(src), &parent); err == nil && s.Dev == parent.Dev {
+		return nil
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return fmt.Errorf("switch_root: the new root has no %s and it cannot be made: %w", dst, err)
+	}
+	if err := unix.Mount(src, dst, "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("switch_root: move %s to %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+// Empty removes everything under dir that lives on device dev, never crossing into another file
+// system (the new root, or anything still mounted). It keeps going after errors and returns the first.
+func Empty(dir string, dev uint64) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var first error
+	keep := func(err error) {
+		if first == nil && err != nil {
+			first = err
+		}
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			keep(err)
+			continue
+		}
+		if st.Dev != dev {
+			continue
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			keep(Empty(p, dev))
+			if err := unix.Rmdir(p); err != nil && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.ENOTEMPTY) {
+				keep(err)
+			}
+			continue
+		}
+		keep(unix.Unlink(p))
+	}
+	return first
+}

@@ -168,11 +168,15 @@ func sinceBoot() float64 {
 
 // mountAPI mounts what the kernel does not: in prepare mode most are mounted already.
 func (s *seq) mountAPI() error {
-	for _, m := range []struct{ dir, fstype, data string }{
-		{"/proc", "proc", ""},
-		{"/sys", "sysfs", ""},
-		{"/dev", "devtmpfs", "mode=0755"},
-		{"/run", "tmpfs", "mode=0755,nosuid,nodev"},
+	for _, m := range []struct {
+		dir, fstype string
+		flags       uintptr
+		data        string
+	}{
+		{"/proc", "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+		{"/sys", "sysfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+		{"/dev", "devtmpfs", unix.MS_NOSUID, "mode=0755"},
+		{"/run", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755"},
 	} {
 		if mounted(m.dir) {
 			continue
@@ -180,7 +184,7 @@ func (s *seq) mountAPI() error {
 		if err := os.MkdirAll(m.dir, 0o755); err != nil {
 			return err
 		}
-		if err := unix.Mount(m.fstype, m.dir, m.fstype, unix.MS_NOSUID, m.data); err != nil {
+		if err := unix.Mount(m.fstype, m.dir, m.fstype, m.flags, m.data); err != nil {
 			return fmt.Errorf("mount %s on %s: %w", m.fstype, m.dir, err)
 		}
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/dockerinit/dockerinit/bootparam"
 	"github.com/dockerinit/dockerinit/imagestore"
 	"github.com/dockerinit/dockerinit/initramfs"
-	"github.com/dockerinit/dockerinit/kmod"
+	"github.com/dockerinit/dockerinit/kmod/modtree"
 )
 
 // Options say what to build from and where to write.
@@ -84,7 +84,7 @@ func Build(o Options) (*Result, error) {
 		if k.Modules == "" {
 			return nil, fmt.Errorf("the image has kernel %s but no lib/modules/%s: install the kernel's modules in the image, or pass --modules none for a kernel with everything built in", k.Version, k.Version)
 		}
-		files, err := kmod.Bundle(filepath.Dir(k.Modules), k.Version, append(append([]string{}, kmod.Generic...), o.Modules...))
+		files, err := modtree.Bundle(filepath.Dir(k.Modules), k.Version, o.Modules, modtree.Generic...)
 		if err != nil {
 			return nil, fmt.Errorf("modules of kernel %s: %w", k.Version, err)
 		}

@@ -198,7 +198,7 @@ func (s *seq) readParams() error {
 	var cfg bootparam.Config
 	if data, err := os.ReadFile(configPath); err == nil {
 		if cfg, err = bootparam.DecodeConfig(data); err != nil {
-			return fmt.Errorf("%s in the initramfs: %w (rebuild the initramfs with a corrected --config)", configPath, err)
+			return fmt.Errorf("%w (in the initramfs: rebuild it with mkbootimg and a corrected --config, or override the key on the kernel command line)", err)
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -213,11 +213,14 @@ func (s *seq) readParams() error {
 	if err != nil {
 		return fmt.Errorf("read kernel command line: %w", err)
 	}
-	if s.p, err = bootparam.Resolve(cfg, legacy, strings.TrimSpace(string(cmdline))); err != nil {
+	s.p, err = bootparam.Resolve(cfg, legacy, strings.TrimSpace(string(cmdline)))
+	// Debug and Rescue hold even when other parameters are wrong: that is when they are needed.
+	s.log.Debug = s.p.Debug
+	if err != nil {
+		if s.p.Rescue {
+			return Rescue(s.log, fmt.Sprintf("dockerinit.rescue: the boot parameters are wrong:\n%v", err))
+		}
 		return err
-	}
-	if s.p.Debug {
-		s.log.Debug = true
 	}
 	for _, w := range s.p.Warnings {
 		s.log.Warnf("%s", w)

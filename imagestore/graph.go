@@ -1,0 +1,268 @@
+package imagestore
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/distribution/reference"
+)
+
+// graphStore is Docker's graph driver image store:
+//
+//	image/<driver>/repositories.json              reference -> image ID
+//	image/<driver>/imagedb/content/sha256/<hex>   image config, hex = sha256 of it
+//	image/<driver>/layerdb/sha256/<chain>/cache-id the layer's folder name
+//	<layers>/<cache-id>                           the layer
+//
+// The drivers differ in where layers live and what a layer holds: a btrfs
+// layer, btrfs/subvolumes/<cache-id>, is the whole root file system.
+type graphStore struct {
+	fsys   fs.FS
+	driver string
+	dir    string              // "image/<driver>"
+	layers string              // folder of the layers, e.g. "btrfs/subvolumes"
+	refs   map[string]string   // normalised reference (ParseDockerRef) -> image ID
+	names  map[string][]string // image ID -> familiar names, sorted
+	ids    []string            // every image ID in imagedb, sorted
+}
+
+// damaged is the advice for anything Docker itself would never have written.
+const damaged = "the image store looks damaged; check it with `docker image ls` and pull or build the image again"
+
+func openGraph(fsys fs.FS, driver, layers string) (*graphStore, error) {
+	s := &graphStore{fsys: fsys, driver: driver, dir: "image/" + driver, layers: layers,
+		refs: map[string]string{}, names: map[string][]string{}}
+	if err := s.readRepositories(); err != nil {
+		return nil, err
+	}
+	content := s.dir + "/imagedb/content/sha256"
+	entries, err := fs.ReadDir(fsys, content)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) { // a fresh Docker has no images yet
+		return nil, fmt.Errorf("list images in %s: %w", content, err)
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() && isHex(e.Name()) && len(e.Name()) == 64 {
+			s.ids = append(s.ids, "sha256:"+e.Name())
+		}
+	}
+	return s, nil
+}
+
+func (s *graphStore) readRepositories() error {
+	p := s.dir + "/repositories.json"
+	data, err := fs.ReadFile(s.fsys, p)
+	if errors.Is(err, fs.ErrNotExist) { // nothing tagged yet
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", p, err)
+	}
+	var rj struct {
+		Repositories map[string]map[string]string
+	}
+	if err := json.Unmarshal(data, &rj); err != nil {
+		return fmt.Errorf("%s: %w; expected {\"Repositories\":{\"name\":{\"name:tag\":\"sha256:<id>\"}}}: %s", p, err, damaged)
+	}
+	// Sorted, so that when two entries mean the same reference the same one
+	// wins every time.
+	type entry struct{ key, id string }
+	var entries []entry
+	for _, tags := range rj.Repositories {
+		for key, id := range tags {
+			entries = append(entries, entry{key, id})
+		}
+	}
+	slices.SortFunc(entries, func(a, b entry) int {
+		return cmp.Or(strings.Compare(a.key, b.key), strings.Compare(a.id, b.id))
+	})
+	for _, e := range entries {
+		named, err := reference.ParseDockerRef(e.key)
+		if err != nil {
+			return fmt.Errorf("%s: %q is not an image reference (%w): %s", p, e.key, err, damaged)
+		}
+		if !isImageID(e.id) {
+			return fmt.Errorf("%s: %q maps to %q, not an image ID sha256:<64 hex>: %s", p, e.key, e.id, damaged)
+		}
+		if _, dup := s.refs[named.String()]; !dup {
+			s.refs[named.String()] = e.id
+			s.names[e.id] = append(s.names[e.id], reference.FamiliarString(named))
+		}
+	}
+	for _, n := range s.names {
+		slices.Sort(n)
+	}
+	return nil
+}
+
+func (s *graphStore) Driver() string { return s.driver }
+
+func (s *graphStore) Resolve(ref string) (Image, error) {
+	id, err := s.lookup(ref)
+	if err != nil {
+		return Image{}, err
+	}
+	img, err := s.load(id)
+	if lm := (*LayerMissingError)(nil); errors.As(err, &lm) {
+		lm.Ref = ref
+		return Image{}, lm
+	}
+	if err != nil {
+		return Image{}, fmt.Errorf("resolve %s: %w", ref, err)
+	}
+	if img.Layer == "" {
+		return Image{}, fmt.Errorf("resolve %s: image %s has no layers (its rootfs.diff_ids is empty), so there is no file system to boot; build it FROM a base image",
+			ref, shortID(id))
+	}
+	if fi, err := fs.Stat(s.fsys, img.Layer); err != nil || !fi.IsDir() {
+		return Image{}, &LayerMissingError{Ref: ref, ImageID: id, ChainID: img.ChainID, Path: img.Layer}
+	}
+	return img, nil
+}
+
+func (s *graphStore) Images() ([]Image, error) {
+	images := make([]Image, 0, len(s.ids))
+	for _, id := range s.ids {
+		img, err := s.load(id)
+		if err != nil {
+			return nil, fmt.Errorf("list images: %w", err)
+		}
+		images = append(images, img)
+	}
+	sortImages(images)
+	return images, nil
+}
+
+// lookup finds the image ID ref names: an ID, a name, or an ID prefix.
+func (s *graphStore) lookup(ref string) (string, error) {
+	if h, ok := strings.CutPrefix(ref, "sha256:"); ok {
+		return s.byID(ref, h)
+	}
+	if len(ref) == 64 && isHex(ref) {
+		return s.byID(ref, ref)
+	}
+	named, perr := reference.ParseDockerRef(ref)
+	if perr == nil {
+		if id, ok := s.refs[named.String()]; ok {
+			return id, nil
+		}
+	}
+	if len(ref) >= 4 && isHex(ref) {
+		return s.byID(ref, ref)
+	}
+	if perr != nil {
+		return "", fmt.Errorf("%q is not an image reference: %w; expected NAME[:TAG], NAME@sha256:<hex> or an image ID", ref, perr)
+	}
+	return "", &NotFoundError{Ref: ref, Images: s.brief(s.ids)}
+}
+
+// byID finds the image whose ID is or starts with the hex digits h.
+func (s *graphStore) byID(ref, h string) (string, error) {
+	if len(h) < 4 || len(h) > 64 || !isHex(h) {
+		return "", fmt.Errorf("%q is not an image ID: expected sha256: and 4 to 64 lowercase hex digits", ref)
+	}
+	var matches []string
+	for _, id := range s.ids {
+		if strings.HasPrefix(id, "sha256:"+h) {
+			matches = append(matches, id)
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return "", &NotFoundError{Ref: ref, Images: s.brief(s.ids)}
+	case 1:
+		return matches[0], nil
+	}
+	return "", &AmbiguousError{Ref: ref, Matches: s.brief(matches)}
+}
+
+// brief gives images with only ID and Names, which needs no config reads,
+// for error messages.
+func (s *graphStore) brief(ids []string) []Image {
+	images := make([]Image, 0, len(ids))
+	for _, id := range ids {
+		images = append(images, Image{ID: id, Names: s.names[id]})
+	}
+	sortImages(images)
+	return images
+}
+
+// load reads an image's config and finds its top layer, without checking
+// that the layer's folder exists.
+func (s *graphStore) load(id string) (Image, error) {
+	img := Image{ID: id, Names: s.names[id]}
+	p := s.dir + "/imagedb/content/sha256/" + strings.TrimPrefix(id, "sha256:")
+	data, err := fs.ReadFile(s.fsys, p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Image{}, fmt.Errorf("image %s has no config %s: %s", shortID(id), p, damaged)
+	}
+	if err != nil {
+		return Image{}, fmt.Errorf("read image config: %w", err)
+	}
+	if sum := sha256.Sum256(data); "sha256:"+hex.EncodeToString(sum[:]) != id {
+		return Image{}, fmt.Errorf("image config %s does not hash to its ID: %s", p, damaged)
+	}
+	var config struct {
+		Created time.Time `json:"created"`
+		RootFS  struct {
+			DiffIDs []string `json:"diff_ids"`
+		} `json:"rootfs"`
+	}
+	if err := json.Unmarshal(data, &config); err != nil {
+		return Image{}, fmt.Errorf("image config %s: %w: %s", p, err, damaged)
+	}
+	img.Created = config.Created
+	for _, d := range config.RootFS.DiffIDs {
+		if !isImageID(d) {
+			return Image{}, fmt.Errorf("image config %s: diff ID %q is not sha256:<64 hex>: %s", p, d, damaged)
+		}
+	}
+	if len(config.RootFS.DiffIDs) == 0 {
+		return img, nil
+	}
+	img.ChainID = chainID(config.RootFS.DiffIDs)
+	cachePath := s.dir + "/layerdb/sha256/" + strings.TrimPrefix(img.ChainID, "sha256:") + "/cache-id"
+	cache, err := fs.ReadFile(s.fsys, cachePath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Image{}, &LayerMissingError{Ref: id, ImageID: id, ChainID: img.ChainID, Path: cachePath}
+	}
+	if err != nil {
+		return Image{}, fmt.Errorf("read layer cache ID: %w", err)
+	}
+	cacheID := strings.TrimSpace(string(cache))
+	if cacheID == "" || cacheID == "." || cacheID == ".." || strings.ContainsAny(cacheID, "/\x00") {
+		return Image{}, fmt.Errorf("%s holds %q, not a layer folder name: %s", cachePath, cacheID, damaged)
+	}
+	img.Layer = path.Join(s.layers, cacheID)
+	return img, nil
+}
+
+// chainID identifies a stack of layers by their diff IDs, as the OCI image
+// spec defines: the first layer's chain ID is its diff ID, and each next is
+// sha256 of "<parent chain ID> <diff ID>".
+func chainID(diffIDs []string) string {
+	chain := diffIDs[0]
+	for _, d := range diffIDs[1:] {
+		sum := sha256.Sum256([]byte(chain + " " + d))
+		chain = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return chain
+}
+
+func isImageID(s string) bool {
+	h, ok := strings.CutPrefix(s, "sha256:")
+	return ok && len(h) == 64 && isHex(h)
+}
+
+// isHex reports whether s is lowercase hex digits, as Docker writes them.
+func isHex(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789abcdef") == ""
+}

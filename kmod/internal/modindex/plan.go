@@ -1,0 +1,87 @@
+package modindex
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// PlanFile is the load plan's name inside lib/modules/<kver>/ of the initramfs.
+const PlanFile = "dockerinit.modules"
+
+// Builtin stands in the path column of a plan line for a module compiled into the kernel: it is
+// listed so the boot report can say so, and there is nothing to load.
+const Builtin = "builtin"
+
+// Entry is one plan line, "NAME PATH [DEP...] [soft:DEP...]". Path is relative to
+// lib/modules/<kver>/ (or Builtin). Deps and Soft name entries that appear earlier in the plan:
+// the module needs Deps loaded (modules.dep), and only comes after Soft (softdep), which may fail
+// without harm, as crc32c_intel does on a CPU without SSE4.2.
+type Entry struct {
+	Name string
+	Path string
+	Deps []string
+	Soft []string
+}
+
+const softPrefix = "soft:"
+
+// FormatPlan writes entries, which must already be in dependency order, one line each.
+func FormatPlan(w io.Writer, kver string, entries []Entry) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "# dockerinit load plan for kernel %s: NAME PATH [DEP...] [soft:DEP...], dependencies first\n", kver)
+	for _, e := range entries {
+		line := append([]string{e.Name, e.Path}, e.Deps...)
+		for _, s := range e.Soft {
+			line = append(line, softPrefix+s)
+		}
+		fmt.Fprintln(bw, strings.Join(line, " "))
+	}
+	return bw.Flush()
+}
+
+// ParsePlan reads a plan and checks that every name is unique and every dependency is listed
+// before it, which also rules out cycles: a loader may then wait on dependencies without deadlock.
+func ParsePlan(r io.Reader) ([]Entry, error) {
+	var out []Entry
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		if len(f) < 2 {
+			return nil, fmt.Errorf("plan line %d: expected \"NAME PATH [DEP...]\", found %q", n, sc.Text())
+		}
+		e := Entry{Name: f[0], Path: f[1]}
+		for _, d := range f[2:] {
+			if s, ok := strings.CutPrefix(d, softPrefix); ok {
+				e.Soft = append(e.Soft, s)
+			} else {
+				e.Deps = append(e.Deps, d)
+			}
+		}
+		if e.Path != Builtin && !filepath.IsLocal(e.Path) {
+			return nil, fmt.Errorf("plan line %d: module path %q leaves the modules directory", n, e.Path)
+		}
+		if seen[e.Name] {
+			return nil, fmt.Errorf("plan line %d: module %s listed twice", n, e.Name)
+		}
+		for _, d := range slices.Concat(e.Deps, e.Soft) {
+			if !seen[d] {
+				return nil, fmt.Errorf("plan line %d: %s depends on %s, which is not listed before it; rebuild the initramfs with mkbootimg", n, e.Name, d)
+			}
+		}
+		seen[e.Name] = true
+		out = append(out, e)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read plan: %w", err)
+	}
+	return out, nil
+}

@@ -5,37 +5,20 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-)
 
-// mustHave fails in CI and skips loudly elsewhere when a test cannot run.
-func mustHave(t *testing.T, ok bool, what string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	msg := "THIS TEST DID NOT RUN: it needs " + what
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
+	"github.com/dockerinit/dockerinit/internal/testenv"
+)
 
 // requireTools skips (fails in CI) unless every tool is on $PATH.
 func requireTools(t *testing.T, tools ...string) {
 	t.Helper()
-	var missing []string
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	mustHave(t, len(missing) == 0, strings.Join(missing, ", ")+" (apt-get install btrfs-progs e2fsprogs dosfstools xfsprogs fdisk)")
+	testenv.Tools(t, "btrfs-progs e2fsprogs dosfstools xfsprogs fdisk", tools...)
 }
 
 // requireRoot skips (fails in CI) unless the test can attach loop devices.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	mustHave(t, os.Geteuid() == 0, "root, to attach loop devices")
+	testenv.Root(t, "to attach loop devices")
 	requireTools(t, "losetup", "blkid")
 }
 

@@ -11,29 +11,16 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/dockerinit/dockerinit/internal/testenv"
 )
 
 // requireRoot skips a test that needs root and a loop-mounted btrfs, except
 // in CI (which runs as root), where a skip would hide a broken test.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	for _, tool := range []string{"mkfs.btrfs", "btrfs", "mount", "umount"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	msg := fmt.Sprintf("THIS TEST DID NOT RUN: it needs %s (a loop-mounted btrfs)", strings.Join(missing, ", "))
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	testenv.Root(t, "a loop-mounted btrfs")
+	testenv.Tools(t, "btrfs-progs mount", "mkfs.btrfs", "btrfs", "mount", "umount")
 }
 
 // newBtrfs mounts a fresh loop-backed btrfs and returns its top level.

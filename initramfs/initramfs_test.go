@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/dockerinit/dockerinit/internal/testenv"
 )
 
 func sample() []Entry {
@@ -96,14 +98,7 @@ func TestWriteRejects(t *testing.T) {
 
 // TestGNUCpioReads checks the archive with a second, independent reader.
 func TestGNUCpioReads(t *testing.T) {
-	for _, tool := range []string{"cpio", "zstd"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s not installed: .ci/run must install it", tool)
-			}
-			t.Skipf("SKIP: %s not installed (apt-get install %s)", tool, tool)
-		}
-	}
+	testenv.Tools(t, "cpio zstd", "cpio", "zstd")
 	dir := t.TempDir()
 	img := filepath.Join(dir, "initramfs.img")
 	var buf bytes.Buffer

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dockerinit/dockerinit/internal/testenv"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -20,14 +22,7 @@ import (
 // security.* xattrs, mounts), except in CI, which runs as root.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	const msg = "THIS TEST DID NOT RUN: it needs root (chown, mknod, trusted/security xattrs, mounts)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	testenv.Root(t, "chown, mknod, trusted/security xattrs, mounts")
 }
 
 func write(t *testing.T, path, content string, mode os.FileMode) {

@@ -1,0 +1,239 @@
+package qemutests
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// baseCmdline is the original tutorial's kernel command line, on a serial console.
+const baseCmdline = "console=ttyS0 root=LABEL=linux rootflags=subvol=docker_rwlayer rw docker_path=docker toplayer=LABEL=linux toplayer_path=boot_docker panic=-1"
+
+const (
+	testinit = "init=/usr/local/sbin/testinit"
+	// TCG on two shared cores: a testinit boot takes well under a minute when the machine is idle.
+	testinitTimeout = 180 * time.Second
+	systemdTimeout  = 300 * time.Second
+	poweroffTimeout = 120 * time.Second
+)
+
+// TestBoots boots the fixture disk several times, in order: every boot writes its rw layer
+// to the same disk, and the last check is that none of them touched the Docker store.
+func TestBoots(t *testing.T) {
+	r := requireRig(t)
+
+	t.Run("sample_image", func(t *testing.T) {
+		f := bootTestinit(t, r, "sample_image", "")
+		checkImageBooted(t, f, "sample_image")
+		t.Run("top layer applied", func(t *testing.T) {
+			for _, tc := range []struct{ name, key, want string }{
+				{"hostname", "hostname", "dockerinit-top"},
+				{"dotfile", "dotfile", "dotfile from the top layer"},
+				{"setuid file owned by 1234:1234", "setuid", "1234:1234 4755"},
+				{"xattr", "xattr", "top"},
+				{"symlink", "symlink", "link-a"},
+				{"empty directory", "emptydir", "directory 0"},
+				{"mtime", "mtime", "981173106"}, // 2001-02-03 04:05:06 UTC
+				{"whiteout deletes /etc/motd", "motd", "absent"},
+			} {
+				t.Run(tc.name, func(t *testing.T) { expectFact(t, f, tc.key, tc.want) })
+			}
+			t.Run("hardlink pair", func(t *testing.T) {
+				v := one(t, f, "hardlink")
+				fields := strings.Fields(v)
+				if len(fields) != 4 || fields[0] != fields[2] || fields[1] != "2" || fields[3] != "2" {
+					t.Errorf("stat -c '%%i %%h' link-a link-b = %q, want one inode number twice, each with 2 links", v)
+				}
+			})
+		})
+		t.Run("rw layer is fresh", func(t *testing.T) {
+			expectFact(t, f, "previous", "absent")
+			expectFact(t, f, "written", "ok")
+		})
+	})
+
+	t.Run("file from the previous boot is gone", func(t *testing.T) {
+		f := bootTestinit(t, r, "sample_image-again", "")
+		expectFact(t, f, "image", "sample_image")
+		expectFact(t, f, "previous", "absent")
+	})
+
+	t.Run("docker_image=other_image", func(t *testing.T) {
+		f := bootTestinit(t, r, "other_image", "docker_image=other_image")
+		checkImageBooted(t, f, "other_image")
+	})
+
+	t.Run("systemd reaches multi-user", func(t *testing.T) {
+		v := startVM(t, "systemd", r, baseCmdline)
+		login, err := v.waitFor(regexp.MustCompile(`login: *$`), systemdTimeout)
+		if err != nil {
+			t.Fatalf("systemd boot to a login prompt: %v", err)
+		}
+		v.timings(t, regexp.MustCompile(`Reached target .*Multi-User System`))
+		t.Run("multi-user target", func(t *testing.T) {
+			if !seen(v, "Reached target .*Multi-User System") {
+				t.Error(`no "Reached target Multi-User System" on the console before the login prompt`)
+			}
+		})
+		t.Run("hostname from the top layer", func(t *testing.T) {
+			if !strings.Contains(login.text, "dockerinit-top login:") {
+				t.Errorf("login prompt %q, want the top layer's hostname dockerinit-top", login.text)
+			}
+		})
+		t.Run("root logs in and powers off", func(t *testing.T) {
+			if err := v.send("root\r"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := v.waitFor(regexp.MustCompile(`root@dockerinit-top:.*# *$`), 60*time.Second); err != nil {
+				t.Fatalf("root login with the empty password: %v", err)
+			}
+			if err := v.send("systemctl poweroff\r"); err != nil {
+				t.Fatal(err)
+			}
+			if err := v.waitExit(poweroffTimeout); err != nil {
+				t.Fatal(err)
+			}
+		})
+	})
+
+	t.Run("Docker store unchanged", func(t *testing.T) {
+		before, err := os.ReadFile(filepath.Join(r.fixture, "store.list"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, err := r.storeListing()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := listingDiff(string(before), after); diff != "" {
+			t.Errorf("the boots modified the Docker store (- when dockerd stopped, + now):\n%s", diff)
+		}
+	})
+}
+
+// bootTestinit boots with testinit as the image's init and returns its facts.
+func bootTestinit(t *testing.T, r *rig, name, extra string) map[string][]string {
+	t.Helper()
+	cmdline := baseCmdline + " " + testinit
+	if extra != "" {
+		cmdline += " " + extra
+	}
+	v := startVM(t, name, r, cmdline)
+	started := regexp.MustCompile(`DITEST start `)
+	if _, err := v.waitFor(started, testinitTimeout); err != nil {
+		t.Fatalf("boot %s: testinit never started: %v", name, err)
+	}
+	if _, err := v.waitFor(regexp.MustCompile(`DITEST finished`), testinitTimeout); err != nil {
+		t.Fatalf("boot %s: testinit did not finish: %v", name, err)
+	}
+	if err := v.waitExit(poweroffTimeout); err != nil {
+		t.Errorf("boot %s: %v", name, err)
+	}
+	v.timings(t, started)
+	return facts(v.transcript())
+}
+
+// checkImageBooted checks that testinit of image ran on the rw layer and boot.json names the image.
+func checkImageBooted(t *testing.T, f map[string][]string, image string) {
+	t.Helper()
+	t.Run("init ran on the rw layer", func(t *testing.T) {
+		expectFact(t, f, "image", image)
+		mounts := f["rootmount"]
+		if len(mounts) != 1 {
+			t.Fatalf("lines for / in /proc/mounts: %q, want exactly one", mounts)
+		}
+		fields := strings.Fields(mounts[0])
+		if len(fields) < 4 || fields[2] != "btrfs" {
+			t.Fatalf("root mount %q, want btrfs", mounts[0])
+		}
+		opts := strings.Split(fields[3], ",")
+		if !slices.Contains(opts, "rw") || !slices.Contains(opts, "subvol=/docker_rwlayer") {
+			t.Errorf("root mount options %q, want rw and subvol=/docker_rwlayer", fields[3])
+		}
+	})
+	t.Run("boot.json", func(t *testing.T) {
+		doc := strings.Join(f["bootjson"], "\n")
+		if doc == "missing" || doc == "" {
+			t.Fatal("/run/dockerinit/boot.json does not exist in the booted system")
+		}
+		if !json.Valid([]byte(doc)) {
+			t.Fatalf("/run/dockerinit/boot.json is not valid JSON:\n%s", doc)
+		}
+		if !strings.Contains(doc, image) {
+			t.Errorf("/run/dockerinit/boot.json does not name %s:\n%s", image, doc)
+		}
+	})
+}
+
+// one returns the single value testinit printed for key.
+func one(t *testing.T, f map[string][]string, key string) string {
+	t.Helper()
+	v := f[key]
+	if len(v) != 1 {
+		t.Fatalf("testinit printed %d values for %s (%q), want one", len(v), key, v)
+	}
+	return v[0]
+}
+
+func expectFact(t *testing.T, f map[string][]string, key, want string) {
+	t.Helper()
+	if got := one(t, f, key); got != want {
+		t.Errorf("%s = %q, want %q", key, got, want)
+	}
+}
+
+func seen(v *vm, pattern string) bool {
+	re := regexp.MustCompile(pattern)
+	for _, l := range v.transcript() {
+		if re.MatchString(l.text) {
+			return true
+		}
+	}
+	return false
+}
+
+// listingDiff shows the lines only in before (-) or only in after (+), at most 40 of them.
+func listingDiff(before, after string) string {
+	in := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+			m[l] = true
+		}
+		return m
+	}
+	b, a := in(before), in(after)
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(before), "\n") {
+		if !a[l] {
+			out = append(out, "- "+l)
+		}
+	}
+	for _, l := range strings.Split(strings.TrimSpace(after), "\n") {
+		if !b[l] {
+			out = append(out, "+ "+l)
+		}
+	}
+	if len(out) > 40 {
+		out = append(out[:40], "...")
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestListingDiff(t *testing.T) {
+	for _, tc := range []struct{ name, before, after, want string }{
+		{"same", "a d\nb f\n", "a d\nb f\n", ""},
+		{"changed mtime", "a d 1\nb f 2\n", "a d 1\nb f 3\n", "- b f 2\n+ b f 3"},
+		{"added file", "a d\n", "a d\nc f\n", "+ c f"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := listingDiff(tc.before, tc.after); got != tc.want {
+				t.Errorf("listingDiff = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

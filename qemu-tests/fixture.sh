@@ -1,0 +1,304 @@
+#!/usr/bin/env bash
+# fixture.sh: the disk the QEMU tests and `make demo` boot, made with real parts.
+#
+#   fixture.sh OUTDIR                     make OUTDIR/disk.img (reused while its inputs are unchanged)
+#   fixture.sh list OUTDIR                print the Docker store listing of OUTDIR/disk.img (mounted read-only)
+#   fixture.sh mkboot OUTDIR IMAGE BOOTDIR MKBOOTIMG [ARGS...]
+#                                         run MKBOOTIMG --docker-root <disk>/docker --image IMAGE --out BOOTDIR
+#
+# The disk is a whole-disk btrfs labelled "linux" holding:
+#   docker/       a Docker data root written by a real dockerd (docker.io, btrfs graph driver):
+#                 debian-base (debootstrap, docker import), sample_image and other_image (docker build
+#                 of images/*/Dockerfile)
+#   boot_docker/  the top layer: hostname, a dotfile, a setuid file owned by 1234:1234, a hardlink
+#                 pair, an xattr, a symlink, an empty directory, a dated file and a whiteout
+# OUTDIR/store.list is the listing of docker/ taken right after dockerd stopped; compare it with
+# `fixture.sh list OUTDIR` to prove that booting never modified the Docker store.
+#
+# Needs root. The debootstrap root is cached as a tarball in $DOCKERINIT_CACHE
+# (default /var/cache/dockerinit-tests), keyed by the suite, the package list and prep_root.
+# Every subcommand holds a lock on OUTDIR; a caller already holding it sets DOCKERINIT_FIXTURE_LOCKED=1.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SUITE=bookworm
+# Lean, but enough for a systemd boot to a serial login prompt and for testinit's checks.
+PACKAGES=linux-image-amd64,systemd-sysv,udev,kmod,attr
+DISK_SIZE=4G
+CACHE=${DOCKERINIT_CACHE:-/var/cache/dockerinit-tests}
+DOCKER=/usr/bin/docker # docker.io's client: /usr/local/bin/docker may be an unrelated one
+DOCKERD=/usr/sbin/dockerd
+
+log() { printf 'fixture: %s\n' "$*" >&2; }
+die() {
+	log "error: $*"
+	exit 1
+}
+
+# need_tools fails naming every missing Debian package at once.
+need_tools() {
+	local missing=() pair
+	[ "$(id -u)" = 0 ] || die "must run as root (loop mounts, dockerd, debootstrap)"
+	for pair in debootstrap:debootstrap "$DOCKERD":docker.io "$DOCKER":docker.io \
+		mkfs.btrfs:btrfs-progs btrfs:btrfs-progs setfattr:attr zstd:zstd \
+		flock:util-linux losetup:mount mount:mount; do
+		command -v "${pair%%:*}" >/dev/null || missing+=("${pair##*:}")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+		die "missing packages: ${missing[*]}; install them with: apt-get install ${missing[*]}"
+	fi
+}
+
+# lock takes OUTDIR's lock for the rest of the process.
+lock() {
+	[ "${DOCKERINIT_FIXTURE_LOCKED:-}" = 1 ] && return
+	exec {lockfd}>"$1/.lock"
+	if ! flock -n "$lockfd"; then
+		log "waiting for another user of $1 (a test run or make demo)"
+		flock "$lockfd"
+	fi
+}
+
+# mirror is the Debian mirror apt uses here, so debootstrap goes where apt-get goes.
+mirror() {
+	if [ -n "${DOCKERINIT_MIRROR:-}" ]; then
+		echo "$DOCKERINIT_MIRROR"
+		return
+	fi
+	local m
+	m=$(grep -hoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+		/etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1 | tr -d ' ' || true)
+	echo "${m:-http://deb.debian.org/debian}"
+}
+
+# prep_root makes a debootstrap tree bootable by systemd on a serial console under dockerinit.
+prep_root() {
+	local r=$1
+	chroot "$r" passwd -d root >/dev/null # empty root password: the demo logs in as root
+	printf '%s\n' '# The root file system is the dockerinit rw layer (btrfs subvol=docker_rwlayer),' \
+		'# already mounted read-write by the initramfs: nothing to mount here.' >"$r/etc/fstab"
+	echo debian-base >"$r/etc/hostname"
+	printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$r/etc/hosts"
+	# Debian's own initramfs is never used: dockerinit's replaces it.
+	rm -f "$r"/boot/initrd.img-* "$r/initrd.img" "$r/initrd.img.old" "$r/etc/resolv.conf"
+	find "$r/var/cache/apt/archives" "$r/var/lib/apt/lists" -type f -delete
+}
+
+# base_tarball sets tarball to the cached debian-base tarball, making it if needed.
+# (Not called in $(...): its cleanup must run in this shell's EXIT trap.)
+base_tarball() {
+	local key work
+	key=$({
+		echo "$SUITE $PACKAGES"
+		declare -f prep_root
+	} | sha256sum | cut -c1-16)
+	tarball=$CACHE/debian-$SUITE-$key.tar.zst
+	mkdir -p "$CACHE"
+	exec {cachefd}>"$CACHE/.lock"
+	flock "$cachefd"
+	if [ -f "$tarball" ]; then
+		log "debian-base: cached $tarball"
+		return
+	fi
+	work=$(mktemp -d "$CACHE/work.XXXXXX")
+	cleanup_paths+=("$work")
+	local start=$SECONDS mirror
+	mirror=$(mirror)
+	log "debian-base: debootstrap $SUITE from $mirror with $PACKAGES (a few minutes, once)"
+	debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$work/root" "$mirror" \
+		>"$work/debootstrap.log" 2>&1 || {
+		tail -n 30 "$work/debootstrap.log" >&2
+		die "debootstrap failed (log above)"
+	}
+	prep_root "$work/root"
+	tar --numeric-owner -C "$work/root" --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' \
+		-c . | zstd -q -T0 -o "$work/root.tar.zst"
+	mv "$work/root.tar.zst" "$tarball"
+	log "debian-base: built $tarball in $((SECONDS - start)) s"
+}
+
+# make_toplayer fills the top layer folder with one entry of each kind the layer semantics cover.
+make_toplayer() {
+	local t=$1
+	mkdir -p "$t/etc" "$t/root" "$t/opt/toplayer/empty"
+	chmod 0700 "$t/root"
+	echo dockerinit-top >"$t/etc/hostname"
+	: >"$t/etc/.wh.motd" # OCI whiteout: the image's /etc/motd must be gone
+	echo "dotfile from the top layer" >"$t/root/.dockerinit-dotfile"
+	printf '#!/bin/sh\necho setuid test file\n' >"$t/opt/toplayer/setuid"
+	chown 1234:1234 "$t/opt/toplayer/setuid"
+	chmod 4755 "$t/opt/toplayer/setuid" # after chown, which clears setuid
+	echo "one inode, two names" >"$t/opt/toplayer/link-a"
+	ln "$t/opt/toplayer/link-a" "$t/opt/toplayer/link-b"
+	echo "carries an xattr" >"$t/opt/toplayer/xattr"
+	setfattr -n user.dockerinit -v top "$t/opt/toplayer/xattr"
+	ln -s link-a "$t/opt/toplayer/symlink"
+	echo "dated 2001-02-03" >"$t/opt/toplayer/dated"
+	touch -d '2001-02-03 04:05:06 UTC' "$t/opt/toplayer/dated"
+}
+
+# list_store prints every path under docker/ with its type, mode, owner, size, mtime and link target.
+list_store() {
+	(cd "$1" && find docker -printf '%p %y %#m %U:%G %s %T@ %l\n' | LC_ALL=C sort)
+}
+
+cleanup_paths=()
+tarball=
+mnt=
+dockerd_pid=
+cleanup() {
+	local rc=$?
+	[ -n "$dockerd_pid" ] && stop_dockerd
+	if [ -n "$mnt" ] && mountpoint -q "$mnt"; then
+		umount "$mnt" || log "could not unmount $mnt: unmount it by hand before using the disk"
+	fi
+	local p m
+	for p in "${cleanup_paths[@]}"; do
+		# A failed debootstrap can leave proc/sys mounted inside its tree.
+		awk -v p="$p/" 'index($2, p) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
+			umount "$m" || true
+		done
+		rm -rf "$p"
+	done
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+start_dockerd() {
+	local data_root=$1 run=$2 log_file=$3
+	echo '{}' >"$run/daemon.json" # ignore the host's /etc/docker/daemon.json
+	export DOCKER_HOST=unix://$run/docker.sock DOCKER_CONFIG=$run/client DOCKER_BUILDKIT=0
+	"$DOCKERD" --config-file "$run/daemon.json" --storage-driver btrfs --data-root "$data_root" \
+		-H "$DOCKER_HOST" --exec-root "$run/exec" --pidfile "$run/docker.pid" \
+		--bridge=none --iptables=false --ip-masq=false >"$log_file" 2>&1 &
+	dockerd_pid=$!
+	for _ in $(seq 120); do
+		"$DOCKER" version >/dev/null 2>&1 && return
+		kill -0 "$dockerd_pid" 2>/dev/null || {
+			dockerd_pid=
+			tail -n 20 "$log_file" >&2
+			die "dockerd exited while starting (log above, whole log in $log_file)"
+		}
+		sleep 0.5
+	done
+	die "dockerd did not answer on $DOCKER_HOST within 60 s (log: $log_file)"
+}
+
+stop_dockerd() {
+	local pid=$dockerd_pid
+	dockerd_pid=
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for _ in $(seq 60); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.5
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		log "dockerd did not stop within 30 s of SIGTERM: killing it"
+		kill -KILL "$pid"
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+fixture_key() {
+	{
+		cat "${BASH_SOURCE[0]}"
+		cd "$here/images"
+		find . -type f -printf '%p %m\n' | LC_ALL=C sort
+		find . -type f -print0 | LC_ALL=C sort -z | xargs -0 cat
+	} | sha256sum | cut -d' ' -f1
+}
+
+cmd_build() {
+	local out=$1 key start=$SECONDS run t
+	key=$(fixture_key)
+	if [ -f "$out/disk.img" ] && [ -f "$out/store.list" ] && [ "$(cat "$out/fixture.stamp" 2>/dev/null)" = "$key" ]; then
+		log "reusing $out/disk.img (inputs unchanged)"
+		return
+	fi
+	rm -f "$out/disk.img" "$out/disk.img.tmp" "$out/store.list" "$out/fixture.stamp"
+	base_tarball
+
+	truncate -s "$DISK_SIZE" "$out/disk.img.tmp"
+	mkfs.btrfs -q -f -L linux "$out/disk.img.tmp" >/dev/null
+	mnt=$out/mnt
+	mkdir -p "$mnt"
+	mount -o loop "$out/disk.img.tmp" "$mnt"
+	btrfs subvolume create "$mnt/docker" >/dev/null
+
+	# A short directory: unix socket paths are limited to 107 bytes.
+	run=$(mktemp -d /tmp/dockerinit-fixture.XXXXXX)
+	cleanup_paths+=("$run")
+	t=$SECONDS
+	start_dockerd "$mnt/docker" "$run" "$out/dockerd.log"
+	log "dockerd up in $((SECONDS - t)) s (log: $out/dockerd.log)"
+	t=$SECONDS
+	zstd -dc "$tarball" | "$DOCKER" import - debian-base >/dev/null
+	log "docker import debian-base: $((SECONDS - t)) s"
+	local image
+	for image in sample_image other_image; do
+		t=$SECONDS
+		# The init scripts must be executable in the image whatever mode the checkout gave them.
+		cp -r "$here/images/$image" "$run/$image"
+		find "$run/$image" -name '*init' -exec chmod 0755 {} +
+		"$DOCKER" build -t "$image" "$run/$image" >>"$out/build.log" 2>&1 || {
+			tail -n 20 "$out/build.log" >&2
+			die "docker build $image failed (log above)"
+		}
+		log "docker build $image: $((SECONDS - t)) s"
+	done
+	"$DOCKER" images >&2
+	stop_dockerd
+
+	make_toplayer "$mnt/boot_docker"
+	list_store "$mnt" >"$out/store.list"
+	umount "$mnt"
+	mnt=
+	mv "$out/disk.img.tmp" "$out/disk.img"
+	echo "$key" >"$out/fixture.stamp"
+	log "made $out/disk.img in $((SECONDS - start)) s"
+}
+
+# mount_ro mounts OUTDIR's disk read-only without log replay, so nothing at all is written to it.
+mount_ro() {
+	local out=$1
+	[ -f "$out/disk.img" ] || die "$out/disk.img does not exist: run $0 $out first"
+	mnt=$out/mnt
+	mkdir -p "$mnt"
+	mount -o loop,ro,rescue=nologreplay "$out/disk.img" "$mnt"
+}
+
+cmd_list() {
+	mount_ro "$1"
+	list_store "$mnt"
+}
+
+cmd_mkboot() {
+	local out=$1 image=$2 bootdir=$3 mkbootimg=$4
+	shift 4
+	mount_ro "$out"
+	"$mkbootimg" --docker-root "$mnt/docker" --image "$image" --out "$bootdir" "$@"
+}
+
+usage() { die "usage: $0 OUTDIR | list OUTDIR | mkboot OUTDIR IMAGE BOOTDIR MKBOOTIMG [ARGS...]"; }
+
+sub=build
+case ${1:-} in
+list | mkboot) sub=$1 && shift ;;
+"" | -*) usage ;;
+esac
+[ $# -ge 1 ] || usage
+need_tools
+mkdir -p "$1"
+out=$(cd "$1" && pwd)
+shift
+lock "$out"
+case $sub in
+build) cmd_build "$out" ;;
+list) cmd_list "$out" ;;
+mkboot)
+	[ $# -ge 3 ] || usage
+	cmd_mkboot "$out" "$@"
+	;;
+esac

@@ -1,125 +1,78 @@
 // Command mkbootimg builds what boots a machine into a Docker image: the image's own kernel and an
-// initramfs with dockerinit, its configuration and the kernel's modules.
+// initramfs with dockerinit, its configuration and the kernel's modules. Each subcommand lives in
+// its own file; this one only dispatches.
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
+	"sort"
 	"strings"
-
-	"github.com/dockerinit/dockerinit/bootimage"
-	"github.com/dockerinit/dockerinit/bootparam"
 )
 
-const usage = `mkbootimg: make kernel + initramfs that boot a machine straight into a Docker image.
+// command is one subcommand: run gets the arguments after its name.
+type command struct {
+	summary string
+	run     func(args []string) error
+}
 
-Usage:
-  mkbootimg --docker-root /var/lib/docker --image NAME[:TAG] --out DIR [flags]
-  mkbootimg --rootfs DIR --out DIR [flags]
-
-The kernel and modules come from the image itself (/boot/vmlinuz-*, /usr/lib/modules/*/vmlinuz or
-/vmlinuz), read straight from the Docker data root with no daemon. Writes DIR/vmlinuz and
-DIR/initramfs.img, then prints the kernel command line and a rEFInd menu entry. Nothing under the
-Docker root is ever written. The same inputs give a byte-identical initramfs.
-
-Flags:
-`
+// commands is filled by the subcommands' files; "build" is also what runs without a subcommand.
+var commands = map[string]command{}
 
 func main() {
-	var (
-		o          bootimage.Options
-		configPath string
-		modules    string
-		cfg        bootparam.Config
-	)
-	flag.StringVar(&o.DockerRoot, "docker-root", "", "Docker data root to read the image from (storage driver btrfs), e.g. /var/lib/docker")
-	flag.StringVar(&o.Image, "image", "", "image to boot: name[:tag], registry/name:tag, name@sha256:..., or an image ID; embedded as the default image")
-	flag.StringVar(&o.RootFS, "rootfs", "", "an unpacked root file system to take the kernel and modules from, instead of --docker-root")
-	flag.StringVar(&o.Out, "out", "", "directory to write vmlinuz and initramfs.img to (created if missing)")
-	flag.StringVar(&o.Kernel, "kernel-version", "", "kernel version to use when the image has several")
-	flag.StringVar(&o.Init, "init", "", "dockerinit binary to use as /init (default: dockerinit beside mkbootimg)")
-	flag.StringVar(&configPath, "config", "", "dockerinit.toml to embed; the flags below override its keys")
-	flag.StringVar(&cfg.Root.Device, "root", "", "root device holding the btrfs Docker root: LABEL=, UUID=, /dev/... (TOML root.device)")
-	flag.StringVar(&cfg.Root.RWLayer, "rwlayer", "", "rw layer subvolume name, relative to the btrfs top level (TOML root.rwlayer; default docker_rwlayer)")
-	flag.StringVar(&cfg.Root.DockerPath, "docker-path", "", "Docker root relative to the btrfs top level (TOML root.docker_path; default: found from --docker-root's mount)")
-	flag.StringVar(&cfg.TopLayer.Device, "toplayer", "", "device holding the top layer folder (TOML toplayer.device; default: the root device)")
-	flag.StringVar(&cfg.TopLayer.Path, "toplayer-path", "", "top layer folder on that device (TOML toplayer.path)")
-	flag.StringVar(&modules, "modules", "generic", "module set: generic (btrfs, file systems, common disk, USB and input drivers) or none")
-	flag.Func("add-module", "a further kernel module or alias to include (repeatable)", func(s string) error {
-		o.Modules = append(o.Modules, s)
-		return nil
-	})
-	flag.Usage = func() {
-		fmt.Fprint(os.Stderr, usage)
-		flag.PrintDefaults()
-	}
-	flag.Parse()
-	if flag.NArg() > 0 {
-		fail(fmt.Errorf("unexpected argument %q (all options are flags; see --help)", flag.Arg(0)))
-	}
-	switch modules {
-	case "generic":
-	case "none":
-		o.NoModules = true
-	default:
-		fail(fmt.Errorf("--modules %s: want generic or none", modules))
-	}
-	if configPath != "" {
-		data, err := os.ReadFile(configPath)
-		if err != nil {
-			fail(err)
-		}
-		if o.Config, err = bootparam.DecodeConfig(data); err != nil {
-			fail(fmt.Errorf("--config %s: %w", configPath, err))
+	args := os.Args[1:]
+	name := "build"
+	if len(args) > 0 {
+		if _, ok := commands[args[0]]; ok {
+			name, args = args[0], args[1:]
+		} else if args[0] == "help" {
+			usage()
+			return
 		}
 	}
-	override(&o.Config.Root.Device, cfg.Root.Device)
-	override(&o.Config.Root.RWLayer, cfg.Root.RWLayer)
-	override(&o.Config.Root.DockerPath, cfg.Root.DockerPath)
-	override(&o.Config.TopLayer.Device, cfg.TopLayer.Device)
-	override(&o.Config.TopLayer.Path, cfg.TopLayer.Path)
-	if o.Init == "" {
-		o.Init = besideSelf("dockerinit")
+	err := commands[name].run(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return
 	}
-	res, err := bootimage.Build(o)
 	if err != nil {
-		fail(err)
-	}
-	fmt.Printf("wrote %s (kernel %s)\n", res.VMLinuz, res.Kernel.Version)
-	fmt.Printf("wrote %s (%.1f MB, %d modules)\n", res.Initramfs, float64(res.InitramfsSize)/1e6, res.Modules)
-	if res.Image != "" {
-		fmt.Printf("image %s (%s)\n", res.Image, res.ImageID)
-	}
-	fmt.Printf("\nkernel command line:\n  %s\n", res.Cmdline)
-	title := "dockerinit"
-	if res.Image != "" {
-		title += " " + res.Image
-	}
-	fmt.Printf("\nrEFInd entry (refind.conf; loader and initrd relative to the volume that holds them):\n%s",
-		bootimage.RefindEntry(title, "linux", filepath.Base(o.Out), res.Cmdline))
-}
-
-func override(dst *string, v string) {
-	if v != "" {
-		*dst = v
+		msg := strings.TrimSuffix(err.Error(), "\n")
+		fmt.Fprintf(os.Stderr, "mkbootimg %s: %s\n", name, msg)
+		os.Exit(1)
 	}
 }
 
-func besideSelf(name string) string {
-	exe, err := os.Executable()
-	if err != nil {
-		return name
+func usage() {
+	fmt.Fprint(os.Stderr, "mkbootimg: make kernel + initramfs that boot a machine straight into a Docker image.\n\nCommands (mkbootimg COMMAND --help for each):\n")
+	var names []string
+	for n := range commands {
+		names = append(names, n)
 	}
-	return filepath.Join(filepath.Dir(exe), name)
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(os.Stderr, "  %-8s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprint(os.Stderr, "\nWithout a command, mkbootimg builds (mkbootimg --docker-root DIR --image REF --out DIR).\n")
 }
 
-func fail(err error) {
-	msg := err.Error()
-	if !strings.HasSuffix(msg, "\n") {
-		msg += "\n"
+// newFlags makes a subcommand's flag set whose --help prints head, then the flags.
+func newFlags(name, head string) *flag.FlagSet {
+	fs := flag.NewFlagSet("mkbootimg "+name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), head)
+		fs.PrintDefaults()
 	}
-	fmt.Fprint(os.Stderr, "mkbootimg: "+msg)
-	os.Exit(1)
+	return fs
+}
+
+// parse parses args and refuses stray positional arguments beyond want.
+func parse(fs *flag.FlagSet, args []string, want int) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != want {
+		return fmt.Errorf("want %d argument(s), got %d (%s); see --help", want, fs.NArg(), strings.Join(fs.Args(), " "))
+	}
+	return nil
 }

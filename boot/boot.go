@@ -90,6 +90,11 @@ type seq struct {
 	img    imagestore.Image
 	report Report
 	mounts []string // mounted by this run, unmounted in reverse on failure
+
+	modules    *kmod.Loader
+	stopWatch  context.CancelFunc // ends the uevent watch that loads modules for new devices
+	watchErr   chan error
+	modulesRep kmod.Report
 }
 
 type step struct {
@@ -101,19 +106,24 @@ func (s *seq) steps() []step {
 	steps := []step{
 		{"mount /proc /sys /dev /run", s.mountAPI},
 		{"read parameters", s.readParams},
-		{"load modules", s.loadModules},
+		{"start loading modules", s.startModules},
 		{"find root device", s.findRoot},
+		{"wait for btrfs modules", s.waitForcedModules},
 		{"mount btrfs top level", s.mountTopLevel},
 		{"resolve image", s.resolveImage},
 		{"make rw layer", s.makeRWLayer},
 		{"apply top layer", s.applyTopLayer},
 	}
 	if s.opts.Mode == Prepare {
-		return append(steps, step{"release top level", s.releaseTopLevel})
+		return append(steps,
+			step{"release top level", s.releaseTopLevel},
+			step{"finish loading modules", s.finishModules},
+		)
 	}
 	return append(steps,
 		step{"check init", s.checkInit},
 		step{"mount new root", s.mountNewRoot},
+		step{"finish loading modules", s.finishModules},
 		step{"write boot.json", s.writeReport},
 	)
 }
@@ -138,6 +148,7 @@ func Run(opts Options) (*Report, error) {
 		s.log.Debugf("step: %s", st.name)
 		if err := st.run(); err != nil {
 			s.unmountAll()
+			s.stopModules()
 			return nil, &StepError{Step: st.name, Err: err}
 		}
 		d := time.Since(t0)
@@ -232,17 +243,61 @@ func (s *seq) readParams() error {
 	return nil
 }
 
-func (s *seq) loadModules() error {
-	r, err := kmod.LoadAll("/")
+// startModules starts loading what the initramfs always loads (btrfs and its dependencies), and,
+// like udev's coldplug, the bundled drivers for the devices present and for those that appear
+// later; the boot goes on meanwhile, and waits only where it needs a module.
+func (s *seq) startModules() error {
+	l, err := kmod.NewLoader("/")
 	if err != nil {
 		return err
 	}
-	s.report.ModulesLoad = len(r.Loaded)
-	for _, f := range r.Failed {
-		s.log.Warnf("module %s failed to load", f)
-	}
-	s.log.Debugf("modules: %d loaded, %d built in, in %v", len(r.Loaded), len(r.Builtin), r.Duration.Round(time.Millisecond))
+	s.modules = l
+	l.LoadForced()
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopWatch, s.watchErr = cancel, make(chan error, 1)
+	go func() { s.watchErr <- l.Watch(ctx) }()
+	l.Coldplug("/sys/devices")
 	return nil
+}
+
+func (s *seq) waitForcedModules() error {
+	r := s.modules.WaitForced()
+	for _, name := range r.Failed {
+		s.log.Warnf("module %s failed to load: %v", name, r.Errors[name])
+	}
+	return nil
+}
+
+// finishModules ends the uevent watch and waits for every load in flight: switching root with
+// a module still loading would leave its init running against a vanished initramfs.
+func (s *seq) finishModules() error {
+	r := s.stopModules()
+	s.report.ModulesLoad = len(r.Loaded)
+	for _, name := range r.Failed {
+		s.log.Warnf("module %s failed to load: %v", name, r.Errors[name])
+	}
+	for _, err := range r.ScanErrors {
+		s.log.Warnf("module coldplug: %v", err)
+	}
+	for _, name := range r.Absent {
+		s.log.Debugf("module %s: no such hardware (%v)", name, r.Errors[name])
+	}
+	s.log.Debugf("modules: %d loaded, %d built in, %d for absent hardware", len(r.Loaded), len(r.Builtin), len(r.Absent))
+	return nil
+}
+
+// stopModules cancels the watch and waits for the loads; it is safe to call more than once.
+func (s *seq) stopModules() kmod.Report {
+	if s.modules == nil {
+		return s.modulesRep
+	}
+	s.stopWatch()
+	s.modulesRep = s.modules.Wait()
+	if err := <-s.watchErr; err != nil {
+		s.log.Warnf("module loading for new devices: %v", err)
+	}
+	s.modules = nil
+	return s.modulesRep
 }
 
 func (s *seq) findDevice(spec string) (blockdev.Device, error) {
@@ -366,11 +421,11 @@ func listDir(dir string) string {
 	return strings.Join(names, ", ")
 }
 
-// rwLayerPath checks that no component of the rw layer's path is a symlink, so the name cannot be
-// steered into the Docker root, and returns its path under the top level.
-func (s *seq) rwLayerPath() (string, error) {
-	p := topLevelDir
-	for _, c := range strings.Split(s.p.RWLayer, "/") {
+// rwLayerPath returns where the rw layer goes under the top level, after checking that no
+// component of its path is a symlink, so that the name cannot be steered into the Docker root.
+func rwLayerPath(top, rwLayer string) (string, error) {
+	p := top
+	for _, c := range strings.Split(rwLayer, "/") {
 		p = filepath.Join(p, c)
 		fi, err := os.Lstat(p)
 		if errors.Is(err, os.ErrNotExist) {
@@ -380,14 +435,14 @@ func (s *seq) rwLayerPath() (string, error) {
 			return "", err
 		}
 		if fi.Mode()&os.ModeSymlink != 0 {
-			return "", fmt.Errorf("rootflags=subvol=%s: %s is a symlink; refusing to follow it (it could lead into the Docker root)", s.p.RWLayer, p)
+			return "", fmt.Errorf("rootflags=subvol=%s: /%s is a symlink; refusing to follow it (it could lead into the Docker root)", rwLayer, strings.TrimPrefix(p, top+"/"))
 		}
 	}
-	return filepath.Join(topLevelDir, s.p.RWLayer), nil
+	return filepath.Join(top, rwLayer), nil
 }
 
 func (s *seq) makeRWLayer() error {
-	rw, err := s.rwLayerPath()
+	rw, err := rwLayerPath(topLevelDir, s.p.RWLayer)
 	if err != nil {
 		return err
 	}
@@ -435,6 +490,7 @@ func (s *seq) applyTopLayer() error {
 			if fstype == "" {
 				fstype = dev.FSType
 			}
+			s.loadFSModule(fstype)
 			if err := s.mount(dev.Path, topLayerDir, fstype, unix.MS_RDONLY, tl.Flags); err != nil {
 				return s.topLayerMissing(err)
 			}
@@ -455,6 +511,15 @@ func (s *seq) applyTopLayer() error {
 	s.report.TopLayer, s.report.TopFiles = tl.Path, n
 	s.log.Infof("top layer %s applied: %d entries", tl.Path, n)
 	return nil
+}
+
+// loadFSModule loads the driver of a file system type; one the initramfs lacks may be built in,
+// which the mount will tell.
+func (s *seq) loadFSModule(fstype string) {
+	var nb *kmod.NotBundledError
+	if err := s.modules.Load("fs-" + fstype); err != nil && !errors.As(err, &nb) {
+		s.log.Warnf("module for %s: %v", fstype, err)
+	}
 }
 
 // topLayerMissing lets the boot go on without the top layer unless the configuration requires it.

@@ -84,7 +84,8 @@ func Build(o Options) (*Result, error) {
 		if k.Modules == "" {
 			return nil, fmt.Errorf("the image has kernel %s but no lib/modules/%s: install the kernel's modules in the image, or pass --modules none for a kernel with everything built in", k.Version, k.Version)
 		}
-		files, err := modtree.Bundle(filepath.Dir(k.Modules), k.Version, o.Modules, modtree.Generic...)
+		// btrfs is always loaded; the generic set is bundled and loaded only for the hardware present.
+		files, err := modtree.Bundle(filepath.Dir(k.Modules), k.Version, append([]string{"btrfs"}, o.Modules...), modtree.Generic...)
 		if err != nil {
 			return nil, fmt.Errorf("modules of kernel %s: %w", k.Version, err)
 		}

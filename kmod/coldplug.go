@@ -1,79 +1,81 @@
 package kmod
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/dockerinit/dockerinit/kmod/internal/modindex"
 )
 
-// Coldplug loads the bundled modules whose modules.alias patterns match the modalias of a device
-// under sysDevices (/sys/devices at boot), with their dependencies, skipping modules that are
-// already loaded and those named by modprobe.blacklist= on the command line. Call it again when
-// devices appear later: what is loaded stays loaded. root is the initramfs root, "/" at boot.
-func Coldplug(sysDevices, root string) (Report, error) {
-	kver, err := runningKernel()
-	if err != nil {
-		return Report{}, err
+// Coldplug starts loading the bundled modules whose modules.alias patterns match the modalias of
+// a device under sysDevices (/sys/devices at boot), with their dependencies, and returns at once;
+// Wait waits for it. Devices that appear later are Watch's. A sysfs tree that cannot be read is
+// in the report's ScanErrors.
+func (l *Loader) Coldplug(sysDevices string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sysDevices = sysDevices
+	if len(l.devices) == 0 {
+		return
 	}
-	return coldplug(sysDevices, root, kver, finitModule)
+	l.busy++
+	go func() {
+		devs, err := modaliases(sysDevices)
+		l.plug(devs)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if err != nil {
+			l.scanErrs = append(l.scanErrs, err)
+		}
+		l.busy--
+		l.idle.Broadcast()
+	}()
 }
 
-func coldplug(sysDevices, root, kver string, load loadFunc) (Report, error) {
-	start := time.Now()
-	plan, err := readPlan(root, kver)
-	if err != nil || plan == nil {
-		return Report{}, err
-	}
-	aliasPath := filepath.Join(root, "lib/modules", kver, "modules.alias")
-	f, err := os.Open(aliasPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Report{}, nil // no bundled module has an alias
-	}
-	if err != nil {
-		return Report{}, fmt.Errorf("coldplug: %w", err)
-	}
-	aliases, err := modindex.ParseAliases(f)
-	f.Close()
-	if err != nil {
-		return Report{}, fmt.Errorf("coldplug: %s: %w", aliasPath, err)
-	}
-	devices, err := modaliases(sysDevices)
-	if err != nil {
-		return Report{}, err
-	}
-	inPlan := map[string]bool{}
-	for _, e := range plan {
-		inPlan[e.Name] = true
-	}
-	skip := blacklist(readCmdline(filepath.Join(root, "proc/cmdline")))
-	want := map[string]bool{}
-	for _, a := range aliases {
-		if want[a.Module] || skip[a.Module] || !inPlan[a.Module] {
-			continue
+// plug starts loading the modules for the given device modaliases that were not seen before.
+func (l *Loader) plug(modaliases []string) {
+	l.mu.Lock()
+	var fresh []string
+	for _, m := range modaliases {
+		if m = modindex.Name(m); !l.seen[m] {
+			l.seen[m] = true
+			fresh = append(fresh, m)
 		}
-		for _, d := range devices {
-			if modindex.Match(a.Pattern, d) {
-				want[a.Module] = true
-				break
+	}
+	l.mu.Unlock()
+	want := matchAliases(l.devices, fresh)
+	if len(want) == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, name := range want {
+		l.startLocked(l.index[name])
+	}
+}
+
+// matchAliases returns the modules, sorted, with a pattern that matches any of the normalised
+// modaliases. Trying every pattern is fast enough: a generic bundle has about a thousand, and a
+// PC a few hundred devices.
+func matchAliases(aliases []modindex.Alias, modaliases []string) []string {
+	var out []string
+	for _, m := range modaliases {
+		for _, a := range aliases {
+			if !slices.Contains(out, a.Module) && modindex.Match(a.Pattern, m) {
+				out = append(out, a.Module)
 			}
 		}
 	}
-	if len(want) == 0 {
-		return Report{}, nil
-	}
-	rep := run(root, kver, plan, want, load)
-	rep.Duration = time.Since(start)
-	return rep, nil
+	slices.Sort(out)
+	return out
 }
 
-// modaliases returns the distinct, normalised contents of every modalias file under dir. Sysfs
-// links (subsystem, driver, ...) are not followed, so each device is seen once.
+// modaliases returns the distinct contents of every modalias file under dir. Sysfs links
+// (subsystem, driver, ...) are not followed, so each device is seen once.
 func modaliases(dir string) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
@@ -91,7 +93,7 @@ func modaliases(dir string) ([]string, error) {
 		if err != nil {
 			return nil
 		}
-		if s := modindex.Name(strings.TrimSpace(string(b))); s != "" && !seen[s] {
+		if s := strings.TrimSpace(string(b)); s != "" && !seen[s] {
 			seen[s] = true
 			out = append(out, s)
 		}

@@ -1,7 +1,9 @@
 // Package kmod owns loading kernel modules at boot: it runs the load plan that kmod/modtree wrote
-// into the initramfs, every module in its own goroutine after its dependencies, with
-// finit_module, and loads bundled modules for devices by modalias (coldplug). It imports only the
-// standard library and x/sys so PID 1 stays small; building the bundle lives in kmod/modtree.
+// into the initramfs with finit_module, every module once, in its own goroutine after its
+// dependencies. A Loader loads the plan's forced modules at once and the optional ones when a
+// device's modalias asks for them (a sysfs scan, then netlink uevents) or a caller names them. It
+// imports only the standard library and x/sys so PID 1 stays small; building the bundle lives in
+// kmod/modtree.
 package kmod
 
 import (
@@ -10,9 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,13 +20,20 @@ import (
 	"github.com/dockerinit/dockerinit/kmod/internal/modindex"
 )
 
-// Report says what a load did, module names in plan order.
+// Report says what a loader did, module names in plan order.
 type Report struct {
-	Loaded   []string         // loaded now, or already loaded before (EEXIST, or present in /sys/module)
-	Builtin  []string         // compiled into the kernel: nothing to load
-	Failed   []string         // failed to load, or skipped because a dependency failed
-	Errors   map[string]error // why each Failed module failed
-	Duration time.Duration
+	Loaded  []string // loaded now, or already loaded before (EEXIST, or present in /sys/module)
+	Builtin []string // compiled into the kernel: nothing to load
+	// Absent modules refused to load with ENODEV or ENXIO, or need one that did: the hardware or
+	// CPU feature they drive is not there (crc32c_intel on a CPU without SSE4.2). Forced modules
+	// too: btrfs's soft dependencies include such CPU-specific ones. Not worth a warning at boot.
+	Absent []string
+	Failed []string         // failed to load, or skipped because a dependency failed
+	Errors map[string]error // why each Absent and Failed module did not load
+	// ScanErrors are coldplug scans of sysfs that could not be done: modules for the devices
+	// there may be missing.
+	ScanErrors []error
+	Duration   time.Duration // from NewLoader until the last of these modules was done
 }
 
 // KernelMismatchError says the initramfs carries modules for another kernel than the one running.
@@ -41,32 +48,21 @@ func (e *KernelMismatchError) Error() string {
 		e.Built, e.Running)
 }
 
+// NotBundledError lists names that Load was asked for and the initramfs has no module or alias
+// for (or only for modules that modprobe.blacklist= excludes).
+type NotBundledError struct {
+	Names []string
+	Kver  string
+}
+
+func (e *NotBundledError) Error() string {
+	return fmt.Sprintf("the initramfs has no module or alias named %s for kernel %s (or modprobe.blacklist= excludes it): "+
+		"if the kernel does not build it in, rebuild the initramfs with mkbootimg --add-module %s",
+		strings.Join(e.Names, ", "), e.Kver, strings.Join(e.Names, " --add-module "))
+}
+
 // loadFunc loads one module file with the given parameters; tests replace finitModule.
 type loadFunc func(path, params string) error
-
-// LoadAll runs the load plan of the running kernel from <root>/lib/modules/<uname -r>/.
-// Module parameters come from <root>/proc/cmdline ("module.param=value"), as modprobe would pass
-// them. An initramfs without any lib/modules is fine (a kernel with everything built in): the
-// report is empty. Modules only for another kernel give a *KernelMismatchError. Per-module
-// failures are in the report; the error is for problems with the plan itself.
-func LoadAll(root string) (Report, error) {
-	kver, err := runningKernel()
-	if err != nil {
-		return Report{}, err
-	}
-	return loadAll(root, kver, finitModule)
-}
-
-func loadAll(root, kver string, load loadFunc) (Report, error) {
-	start := time.Now()
-	plan, err := readPlan(root, kver)
-	if err != nil || plan == nil {
-		return Report{}, err
-	}
-	rep := run(root, kver, plan, nil, load)
-	rep.Duration = time.Since(start)
-	return rep, nil
-}
 
 // readPlan returns nil, nil when the initramfs has no modules at all.
 func readPlan(root, kver string) ([]modindex.Entry, error) {
@@ -100,94 +96,22 @@ func readPlan(root, kver string) ([]modindex.Entry, error) {
 	return plan, nil
 }
 
-// run loads the plan entries selected by want (all when want is nil) and the entries they depend
-// on. Each module gets a goroutine that waits for its dependencies, hard and soft; one that fails
-// makes the modules that need it (hard) fail too, and leaves the others alone.
-func run(root, kver string, plan []modindex.Entry, want map[string]bool, load loadFunc) Report {
-	byName := make(map[string]modindex.Entry, len(plan))
-	for _, e := range plan {
-		byName[e.Name] = e
+// readAliases returns the bundled modules.alias; without one no module has an alias.
+func readAliases(root, kver string) ([]modindex.Alias, error) {
+	p := filepath.Join(root, "lib/modules", kver, "modules.alias")
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
-	if want != nil {
-		want = withDeps(byName, want)
+	if err != nil {
+		return nil, err
 	}
-	params := moduleParams(readCmdline(filepath.Join(root, "proc/cmdline")))
-	type result struct {
-		done chan struct{}
-		err  error
+	defer f.Close()
+	aliases, err := modindex.ParseAliases(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	results := make(map[string]*result, len(plan))
-	for _, e := range plan {
-		if want == nil || want[e.Name] {
-			results[e.Name] = &result{done: make(chan struct{})}
-		}
-	}
-	var wg sync.WaitGroup
-	for _, e := range plan {
-		r := results[e.Name]
-		if r == nil {
-			continue
-		}
-		wg.Go(func() {
-			defer close(r.done)
-			for _, d := range e.Soft {
-				<-results[d].done
-			}
-			for _, d := range e.Deps {
-				dr := results[d]
-				<-dr.done
-				if dr.err != nil {
-					r.err = fmt.Errorf("skipped: dependency %s failed", d)
-					return
-				}
-			}
-			if e.Path == modindex.Builtin || isLoaded(root, e.Name) {
-				return
-			}
-			err := load(filepath.Join(root, "lib/modules", kver, e.Path), params[e.Name])
-			if err != nil && !errors.Is(err, unix.EEXIST) {
-				r.err = fmt.Errorf("load %s: %w", e.Path, err)
-			}
-		})
-	}
-	wg.Wait()
-	var rep Report
-	for _, e := range plan {
-		r := results[e.Name]
-		switch {
-		case r == nil:
-		case r.err != nil:
-			rep.Failed = append(rep.Failed, e.Name)
-			if rep.Errors == nil {
-				rep.Errors = map[string]error{}
-			}
-			rep.Errors[e.Name] = r.err
-		case e.Path == modindex.Builtin:
-			rep.Builtin = append(rep.Builtin, e.Name)
-		default:
-			rep.Loaded = append(rep.Loaded, e.Name)
-		}
-	}
-	return rep
-}
-
-// withDeps returns want plus everything its modules depend on, directly or not.
-func withDeps(byName map[string]modindex.Entry, want map[string]bool) map[string]bool {
-	all := map[string]bool{}
-	var add func(string)
-	add = func(n string) {
-		if all[n] {
-			return
-		}
-		all[n] = true
-		for _, d := range slices.Concat(byName[n].Deps, byName[n].Soft) {
-			add(d)
-		}
-	}
-	for n := range want {
-		add(n)
-	}
-	return all
+	return aliases, nil
 }
 
 // isLoaded reports whether the kernel already has the module; initstate exists only for loaded
@@ -195,6 +119,11 @@ func withDeps(byName map[string]modindex.Entry, want map[string]bool) map[string
 func isLoaded(root, name string) bool {
 	_, err := os.Stat(filepath.Join(root, "sys/module", name, "initstate"))
 	return err == nil
+}
+
+// isAbsent reports whether a load error means the module has nothing to drive here.
+func isAbsent(err error) bool {
+	return errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO)
 }
 
 func runningKernel() (string, error) {

@@ -1,7 +1,9 @@
 package kmod
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,40 +18,134 @@ import (
 
 const kver = "6.1.0-28-amd64"
 
+// requireRoot stops a test that needs root: in CI (CI=true, run as root) that is a failure,
+// elsewhere a loud skip.
+func requireRoot(t *testing.T, why string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("cannot run in CI without root: %s", why)
+	}
+	t.Skipf("SKIPPED, NOT TESTED: needs root: %s", why)
+}
+
 // tree writes files (path relative to root -> content) into a fresh temp dir.
 func tree(t *testing.T, files map[string]string) string {
 	t.Helper()
 	root := t.TempDir()
 	for p, data := range files {
-		full := filepath.Join(root, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		write(t, filepath.Join(root, p), data)
 	}
 	return root
 }
 
-// fakeLoader records the modules it is asked to load, in order, and fails those in fail. Each
-// load takes a moment, and a module asked for while one of its dependencies is still loading is
-// recorded as a violation: a loader that does not wait for dependencies fails the tests.
+func write(t *testing.T, p, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The plan of a btrfs closure (forced) and some generic drivers (optional), as modtree writes it;
+// planTree creates the module files so the loader's paths can be checked.
+const plan = `# dockerinit load plan
+forced xor kernel/crypto/xor.ko
+forced raid6_pq kernel/lib/raid6/raid6_pq.ko
+forced crc32c_generic kernel/crypto/crc32c_generic.ko
+forced crc32c_intel kernel/arch/x86/crypto/crc32c_intel.ko
+forced libcrc32c kernel/lib/libcrc32c.ko soft:crc32c_generic soft:crc32c_intel
+forced btrfs kernel/fs/btrfs/btrfs.ko xor raid6_pq libcrc32c
+optional ext4 builtin
+optional sha256_ssse3 kernel/arch/x86/crypto/sha256_ssse3.ko
+optional virtio kernel/drivers/virtio/virtio.ko
+optional virtio_pci kernel/drivers/virtio/virtio_pci.ko virtio
+optional virtio_blk kernel/drivers/block/virtio_blk.ko virtio
+optional fat kernel/fs/fat/fat.ko
+optional vfat kernel/fs/fat/vfat.ko fat
+optional i8042 kernel/drivers/input/serio/i8042.ko
+`
+
+const aliases = `alias fs_btrfs btrfs
+alias crc32c crc32c_generic
+alias crc32c crc32c_intel
+alias cpu:type:x86,ven*fam*mod*:feature:*0094* crc32c_intel
+alias cpu:type:x86,ven*fam*mod*:feature:*0089* sha256_ssse3
+alias fs_ext4 ext4
+alias virtio:d00000002v* virtio_blk
+alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci
+alias fs_vfat vfat
+alias acpi*:PNP0303:* i8042
+alias pci:v*d*sv*sd*bc01sc06i01* ahci
+`
+
+var forced = []string{"xor", "raid6_pq", "crc32c_generic", "crc32c_intel", "libcrc32c", "btrfs"}
+
+// Device modaliases of the fake machine.
+const (
+	virtioPCI  = "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"
+	virtioDisk = "virtio:d00000002v00001AF4"
+	cpuSSSE3   = "cpu:type:x86,ven0000fam0006mod003A:feature:,0000,0089,00E6"
+)
+
+func planTree(t *testing.T, extra map[string]string) string {
+	t.Helper()
+	files := map[string]string{
+		"lib/modules/" + kver + "/dockerinit.modules": plan,
+		"lib/modules/" + kver + "/modules.alias":      aliases,
+	}
+	for _, line := range strings.Split(plan, "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && strings.HasSuffix(f[2], ".ko") {
+			files["lib/modules/"+kver+"/"+f[2]] = "ELF"
+		}
+	}
+	for p, d := range extra {
+		files[p] = d
+	}
+	return tree(t, files)
+}
+
+// planDeps returns the dependencies, hard and soft, of each module of plan.
+func planDeps() map[string][]string {
+	deps := map[string][]string{}
+	for _, line := range strings.Split(plan, "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] != "#" {
+			for _, d := range f[3:] {
+				deps[f[1]] = append(deps[f[1]], strings.TrimPrefix(d, "soft:"))
+			}
+		}
+	}
+	return deps
+}
+
+// fakeLoader records the modules it is asked to load and fails those in fail. Each load takes a
+// moment, and a module asked for while one of its dependencies is not done yet is recorded as a
+// violation, as is a second load of one module. onLoad runs while a module loads (to make
+// devices appear); a module in gate waits until its channel is closed.
 type fakeLoader struct {
 	mu         sync.Mutex
-	order      []string
+	calls      []string
 	done       map[string]bool
 	violations []string
 	params     map[string]string
 	fail       map[string]error
+	onLoad     map[string]func()
+	gate       map[string]chan struct{}
 }
 
 func (f *fakeLoader) load(path, params string) error {
 	name := strings.TrimSuffix(filepath.Base(path), ".ko")
 	f.mu.Lock()
-	f.order = append(f.order, name)
+	if slices.Contains(f.calls, name) {
+		f.violations = append(f.violations, name+" loaded twice")
+	}
+	f.calls = append(f.calls, name)
 	for _, d := range planDeps()[name] {
-		if slices.Contains(f.order, d) && !f.done[d] {
+		if slices.Contains(f.calls, d) && !f.done[d] {
 			f.violations = append(f.violations, name+" started while "+d+" was loading")
 		}
 	}
@@ -57,8 +153,15 @@ func (f *fakeLoader) load(path, params string) error {
 		f.params, f.done = map[string]string{}, map[string]bool{}
 	}
 	f.params[name] = params
+	hook, gate := f.onLoad[name], f.gate[name]
 	f.mu.Unlock()
-	time.Sleep(2 * time.Millisecond)
+	if gate != nil {
+		<-gate
+	}
+	time.Sleep(time.Millisecond)
+	if hook != nil {
+		hook()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.done[name] = true
@@ -68,165 +171,480 @@ func (f *fakeLoader) load(path, params string) error {
 	return f.fail[name]
 }
 
-// The plan of a small btrfs closure; module files exist so the loader can check its paths.
-const plan = `# dockerinit load plan
-xor kernel/crypto/xor.ko
-raid6_pq kernel/lib/raid6/raid6_pq.ko
-crc32c_generic kernel/crypto/crc32c_generic.ko
-crc32c_intel kernel/arch/x86/crypto/crc32c_intel.ko
-libcrc32c kernel/lib/libcrc32c.ko soft:crc32c_generic soft:crc32c_intel
-btrfs kernel/fs/btrfs/btrfs.ko xor raid6_pq libcrc32c
-ext4 builtin
-virtio kernel/drivers/virtio/virtio.ko
-virtio_blk kernel/drivers/block/virtio_blk.ko virtio
-`
-
-func planTree(t *testing.T, extra map[string]string) string {
-	files := map[string]string{"lib/modules/" + kver + "/dockerinit.modules": plan}
-	for _, line := range strings.Split(plan, "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && strings.HasSuffix(f[1], ".ko") {
-			files["lib/modules/"+kver+"/"+f[1]] = "ELF"
-		}
-	}
-	for p, d := range extra {
-		files[p] = d
-	}
-	return tree(t, files)
+func (f *fakeLoader) called() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Sorted(slices.Values(f.calls))
 }
 
-func TestLoadAll(t *testing.T) {
-	all := []string{"xor", "raid6_pq", "crc32c_generic", "crc32c_intel", "libcrc32c", "btrfs", "virtio", "virtio_blk"}
+// check fails the test for every ordering violation and for modules loaded before their
+// dependencies.
+func (f *fakeLoader) check(t *testing.T) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, v := range f.violations {
+		t.Error(v)
+	}
+	for i, m := range f.calls {
+		for _, d := range planDeps()[m] {
+			if j := slices.Index(f.calls, d); j > i {
+				t.Errorf("%s loaded before its dependency %s: %v", m, d, f.calls)
+			}
+		}
+	}
+}
+
+// fakeUevents stands in for the netlink socket: events sent with add or lose are read in order.
+type fakeUevents struct {
+	msgs   chan fakeEvent
+	closed chan struct{}
+	once   sync.Once
+}
+
+type fakeEvent struct {
+	msg string
+	err error
+}
+
+func newFakeUevents() *fakeUevents {
+	return &fakeUevents{msgs: make(chan fakeEvent, 64), closed: make(chan struct{})}
+}
+
+func (f *fakeUevents) Read(b []byte) (int, error) {
+	select {
+	case <-f.closed:
+		return 0, os.ErrClosed
+	case e := <-f.msgs:
+		if e.err != nil {
+			return 0, e.err
+		}
+		return copy(b, e.msg), nil
+	}
+}
+
+func (f *fakeUevents) Close() error {
+	f.once.Do(func() { close(f.closed) })
+	return nil
+}
+
+// send queues a uevent as the kernel formats it.
+func (f *fakeUevents) send(action, devpath, modalias string) {
+	f.msgs <- fakeEvent{msg: fmt.Sprintf("%s@%s\x00ACTION=%s\x00DEVPATH=%s\x00SUBSYSTEM=virtio\x00MODALIAS=%s\x00SEQNUM=1234\x00", action, devpath, action, devpath, modalias)}
+}
+
+// testLoader returns a loader of root with a fake module loader and uevent source.
+func testLoader(t *testing.T, root string, fl *fakeLoader) (*Loader, *fakeUevents) {
+	t.Helper()
+	l, err := newLoader(root, kver, fl.load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := newFakeUevents()
+	if len(l.devices) > 0 {
+		l.events = ev
+	}
+	return l, ev
+}
+
+// reportOf keeps what a user sees of a report: the lists, and each error's text.
+type reportOf struct {
+	Loaded, Builtin, Absent, Failed []string
+	Errors                          map[string]string
+}
+
+func summary(r Report) reportOf {
+	s := reportOf{Loaded: r.Loaded, Builtin: r.Builtin, Absent: r.Absent, Failed: r.Failed}
+	for m, err := range r.Errors {
+		if s.Errors == nil {
+			s.Errors = map[string]string{}
+		}
+		s.Errors[m] = err.Error()
+	}
+	return s
+}
+
+func TestLoaderForced(t *testing.T) {
 	for _, tc := range []struct {
-		name        string
-		extra       map[string]string
-		fail        map[string]error
-		wantLoaded  []string
-		wantFailed  map[string]string // module -> part of its error
-		wantCalled  []string          // modules the loader must have been asked for (any order)
-		wantParams  map[string]string
-		wantBuiltin []string
+		name       string
+		extra      map[string]string
+		fail       map[string]error
+		want       reportOf
+		wantCalled []string // modules the loader must have been asked for, sorted
+		wantParams map[string]string
 	}{
 		{
-			name:        "all load",
-			wantLoaded:  all,
-			wantBuiltin: []string{"ext4"},
-			wantCalled:  all,
+			name:       "the forced modules load, the optional ones do not",
+			want:       reportOf{Loaded: forced},
+			wantCalled: []string{"btrfs", "crc32c_generic", "crc32c_intel", "libcrc32c", "raid6_pq", "xor"},
 		},
 		{
-			name:        "already loaded is fine",
-			fail:        map[string]error{"xor": unix.EEXIST, "virtio": unix.EEXIST},
-			wantLoaded:  all,
-			wantBuiltin: []string{"ext4"},
-			wantCalled:  all,
+			name:       "already loaded is fine",
+			fail:       map[string]error{"xor": unix.EEXIST, "libcrc32c": unix.EEXIST},
+			want:       reportOf{Loaded: forced},
+			wantCalled: []string{"btrfs", "crc32c_generic", "crc32c_intel", "libcrc32c", "raid6_pq", "xor"},
 		},
 		{
-			name:        "loaded before is not loaded again",
-			extra:       map[string]string{"sys/module/virtio/initstate": "live\n", "sys/module/ext4/parameters/x": ""},
-			wantLoaded:  all,
-			wantBuiltin: []string{"ext4"},
-			wantCalled:  []string{"xor", "raid6_pq", "crc32c_generic", "crc32c_intel", "libcrc32c", "btrfs", "virtio_blk"},
+			name:       "loaded before is not loaded again",
+			extra:      map[string]string{"sys/module/xor/initstate": "live\n"},
+			want:       reportOf{Loaded: forced},
+			wantCalled: []string{"btrfs", "crc32c_generic", "crc32c_intel", "libcrc32c", "raid6_pq"},
 		},
 		{
-			name:        "a failed soft dependency does not matter",
-			fail:        map[string]error{"crc32c_intel": unix.ENODEV},
-			wantLoaded:  []string{"xor", "raid6_pq", "crc32c_generic", "libcrc32c", "btrfs", "virtio", "virtio_blk"},
-			wantFailed:  map[string]string{"crc32c_intel": "load kernel/arch/x86/crypto/crc32c_intel.ko: no such device"},
-			wantBuiltin: []string{"ext4"},
-			wantCalled:  all,
-		},
-		{
-			name:       "a failure skips dependents only",
-			fail:       map[string]error{"raid6_pq": unix.ENOEXEC},
-			wantLoaded: []string{"xor", "crc32c_generic", "crc32c_intel", "libcrc32c", "virtio", "virtio_blk"},
-			wantFailed: map[string]string{
-				"raid6_pq": "load kernel/lib/raid6/raid6_pq.ko: exec format error",
-				"btrfs":    "skipped: dependency raid6_pq failed",
+			name: "a soft dependency without its CPU feature is absent, not failed",
+			fail: map[string]error{"crc32c_intel": unix.ENODEV},
+			want: reportOf{
+				Loaded: []string{"xor", "raid6_pq", "crc32c_generic", "libcrc32c", "btrfs"},
+				Absent: []string{"crc32c_intel"},
+				Errors: map[string]string{"crc32c_intel": "load kernel/arch/x86/crypto/crc32c_intel.ko: no such device"},
 			},
-			wantBuiltin: []string{"ext4"},
-			wantCalled:  []string{"xor", "raid6_pq", "crc32c_generic", "crc32c_intel", "libcrc32c", "virtio", "virtio_blk"},
+			wantCalled: []string{"btrfs", "crc32c_generic", "crc32c_intel", "libcrc32c", "raid6_pq", "xor"},
 		},
 		{
-			name:        "parameters from the command line",
-			extra:       map[string]string{"proc/cmdline": `BOOT_IMAGE=/vmlinuz root=LABEL=linux btrfs.x=1 virtio-blk.queue_depth=64 virtio_blk.name="a b" xor.flag -- btrfs.y=2` + "\n"},
-			wantLoaded:  all,
-			wantBuiltin: []string{"ext4"},
-			wantCalled:  all,
-			wantParams:  map[string]string{"btrfs": "x=1", "virtio_blk": `queue_depth=64 name="a b"`, "xor": "flag", "raid6_pq": ""},
+			name: "a hard dependency that is absent makes its dependents absent",
+			fail: map[string]error{"raid6_pq": unix.ENXIO},
+			want: reportOf{
+				Loaded: []string{"xor", "crc32c_generic", "crc32c_intel", "libcrc32c"},
+				Absent: []string{"raid6_pq", "btrfs"},
+				Errors: map[string]string{
+					"raid6_pq": "load kernel/lib/raid6/raid6_pq.ko: no such device or address",
+					"btrfs":    "skipped: dependency raid6_pq is absent",
+				},
+			},
+			wantCalled: []string{"crc32c_generic", "crc32c_intel", "libcrc32c", "raid6_pq", "xor"},
+		},
+		{
+			name: "a failure skips dependents only",
+			fail: map[string]error{"raid6_pq": unix.ENOEXEC},
+			want: reportOf{
+				Loaded: []string{"xor", "crc32c_generic", "crc32c_intel", "libcrc32c"},
+				Failed: []string{"raid6_pq", "btrfs"},
+				Errors: map[string]string{
+					"raid6_pq": "load kernel/lib/raid6/raid6_pq.ko: exec format error",
+					"btrfs":    "skipped: dependency raid6_pq failed",
+				},
+			},
+			wantCalled: []string{"crc32c_generic", "crc32c_intel", "libcrc32c", "raid6_pq", "xor"},
+		},
+		{
+			name: "parameters from the command line; the blacklist is for aliases",
+			extra: map[string]string{"proc/cmdline": `BOOT_IMAGE=/vmlinuz root=LABEL=linux btrfs.x=1 raid6-pq.a=64 raid6_pq.name="a b" xor.flag ` +
+				`modprobe.blacklist=crc32c_intel -- btrfs.y=2` + "\n"},
+			want:       reportOf{Loaded: forced},
+			wantCalled: []string{"btrfs", "crc32c_generic", "crc32c_intel", "libcrc32c", "raid6_pq", "xor"},
+			wantParams: map[string]string{"btrfs": "x=1", "raid6_pq": `a=64 name="a b"`, "xor": "flag", "libcrc32c": ""},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			root := planTree(t, tc.extra)
 			fl := &fakeLoader{fail: tc.fail}
-			rep, err := loadAll(root, kver, fl.load)
-			if err != nil {
-				t.Fatal(err)
+			l, _ := testLoader(t, planTree(t, tc.extra), fl)
+			l.LoadForced()
+			rep := l.WaitForced()
+			if got := summary(rep); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("WaitForced report:\n got %+v\nwant %+v", got, tc.want)
 			}
-			if !reflect.DeepEqual(rep.Loaded, tc.wantLoaded) {
-				t.Errorf("Loaded = %v, want %v", rep.Loaded, tc.wantLoaded)
+			if rep.Duration <= 0 {
+				t.Errorf("Duration = %v, want the time the loads took", rep.Duration)
 			}
-			if !reflect.DeepEqual(rep.Builtin, tc.wantBuiltin) {
-				t.Errorf("Builtin = %v, want %v", rep.Builtin, tc.wantBuiltin)
+			if got := fl.called(); !reflect.DeepEqual(got, tc.wantCalled) {
+				t.Errorf("loader called for %v, want %v", got, tc.wantCalled)
 			}
-			if len(rep.Failed) != len(tc.wantFailed) {
-				t.Errorf("Failed = %v, want %v", rep.Failed, tc.wantFailed)
-			}
-			for m, want := range tc.wantFailed {
-				if err := rep.Errors[m]; err == nil || !strings.Contains(err.Error(), want) {
-					t.Errorf("error of %s = %v, want it to contain %q", m, err, want)
-				}
-			}
-			called := slices.Sorted(slices.Values(fl.order))
-			want := slices.Sorted(slices.Values(tc.wantCalled))
-			if !reflect.DeepEqual(called, want) {
-				t.Errorf("loader called for %v, want %v", called, want)
-			}
-			assertDepsFirst(t, fl)
+			fl.check(t)
 			for m, want := range tc.wantParams {
 				if got := fl.params[m]; got != want {
 					t.Errorf("params of %s = %q, want %q", m, got, want)
 				}
 			}
+			if all := summary(l.Wait()); !reflect.DeepEqual(all, tc.want) {
+				t.Errorf("Wait report %+v, want the forced modules' %+v", all, tc.want)
+			}
 		})
 	}
 }
 
-// planDeps returns the dependencies of each module of plan.
-func planDeps() map[string][]string {
-	deps := map[string][]string{}
-	for _, line := range strings.Split(plan, "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] != "#" {
-			for _, d := range f[2:] {
-				deps[f[0]] = append(deps[f[0]], strings.TrimPrefix(d, "soft:"))
+func TestLoaderColdplug(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		devices map[string]string // path under sys/devices -> modalias
+		cmdline string
+		fail    map[string]error
+		want    reportOf
+	}{
+		{
+			name: "virtio PCI device",
+			devices: map[string]string{
+				"pci0000:00/0000:00:04.0/modalias": virtioPCI + "\n",
+				"pci0000:00/0000:00:1f.0/modalias": "pci:v00008086d00002918sv00001AF4sd00001100bc06sc01i00\n",
+			},
+			want: reportOf{Loaded: []string{"virtio", "virtio_pci"}},
+		},
+		{
+			name:    "no matching device",
+			devices: map[string]string{"platform/serial8250/modalias": "platform:serial8250\n"},
+		},
+		{
+			name:    "a pattern with wildcards",
+			devices: map[string]string{"pnp0/00:02/modalias": "acpi:PNP0303:\n"},
+			want:    reportOf{Loaded: []string{"i8042"}},
+		},
+		{
+			name:    "blacklisted",
+			devices: map[string]string{"pci0000:00/0000:00:04.0/modalias": virtioPCI + "\n"},
+			cmdline: "root=LABEL=x modprobe.blacklist=xor,virtio-pci\n",
+		},
+		{
+			name: "a CPU without the feature: absent; an alias of a module that is not bundled: nothing",
+			devices: map[string]string{
+				"system/cpu/modalias":              cpuSSSE3 + "\n",
+				"pci0000:00/0000:00:1f.2/modalias": "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01\n",
+			},
+			fail: map[string]error{"sha256_ssse3": unix.ENODEV},
+			want: reportOf{
+				Absent: []string{"sha256_ssse3"},
+				Errors: map[string]string{"sha256_ssse3": "load kernel/arch/x86/crypto/sha256_ssse3.ko: no such device"},
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			extra := map[string]string{}
+			for p, m := range tc.devices {
+				extra["sys/devices/"+p] = m
 			}
-		}
+			if tc.cmdline != "" {
+				extra["proc/cmdline"] = tc.cmdline
+			}
+			root := planTree(t, extra)
+			fl := &fakeLoader{fail: tc.fail}
+			l, _ := testLoader(t, root, fl)
+			l.Coldplug(filepath.Join(root, "sys/devices"))
+			rep := l.Wait()
+			if got := summary(rep); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("report:\n got %+v\nwant %+v", got, tc.want)
+			}
+			if rep.ScanErrors != nil {
+				t.Errorf("ScanErrors = %v", rep.ScanErrors)
+			}
+			fl.check(t)
+		})
 	}
-	return deps
 }
 
-// assertDepsFirst checks that each module was loaded after all its dependencies had loaded.
-func assertDepsFirst(t *testing.T, fl *fakeLoader) {
-	t.Helper()
-	for _, v := range fl.violations {
-		t.Error(v)
-	}
-	pos := map[string]int{}
-	for i, m := range fl.order {
-		pos[m] = i
-	}
-	for m, deps := range planDeps() {
-		i, ok := pos[m]
-		if !ok {
-			continue
-		}
-		for _, d := range deps {
-			if j, ok := pos[d]; ok && j > i {
-				t.Errorf("%s loaded before its dependency %s: %v", m, d, fl.order)
-			}
-		}
+func TestLoaderColdplugNoSysfs(t *testing.T) {
+	root := planTree(t, nil)
+	l, _ := testLoader(t, root, &fakeLoader{})
+	l.Coldplug(filepath.Join(root, "sys/devices"))
+	rep := l.Wait()
+	if len(rep.ScanErrors) != 1 || !strings.Contains(rep.ScanErrors[0].Error(), "coldplug: walk "+root+"/sys/devices: ") {
+		t.Errorf("ScanErrors = %v, want the walk of the missing sysfs", rep.ScanErrors)
 	}
 }
 
-func TestLoadAllPlanProblems(t *testing.T) {
+// A device that appears only once a module is loaded is announced by a uevent, which Watch
+// answers: loading virtio_pci makes the virtio disk appear, which needs virtio_blk.
+func TestLoaderWatch(t *testing.T) {
+	root := planTree(t, map[string]string{"sys/devices/pci0000:00/0000:00:04.0/modalias": virtioPCI + "\n"})
+	sys := filepath.Join(root, "sys/devices")
+	blk := make(chan struct{})
+	var ev *fakeUevents
+	fl := &fakeLoader{onLoad: map[string]func(){
+		"virtio_pci": func() {
+			write(t, filepath.Join(sys, "pci0000:00/0000:00:04.0/virtio1/modalias"), virtioDisk+"\n")
+			ev.send("add", "/devices/pci0000:00/0000:00:04.0/virtio1", virtioDisk)
+		},
+		"virtio_blk": func() { close(blk) },
+	}}
+	l, ev := testLoader(t, root, fl)
+	// Sent before Watch runs, as between NewLoader and Watch at boot: kept by the socket.
+	ev.send("add", "/devices/system/cpu/cpu0", cpuSSSE3)
+	ev.send("change", "/devices/pci0000:00/0000:00:05.0", "acpi:PNP0303:")                        // not an add
+	ev.send("add", "/devices/pci0000:00/0000:00:06.0", "pci:v00008086d00001234sv0sd0bc02sc00i00") // no bundled driver
+	ctx, cancel := context.WithCancel(t.Context())
+	watched := make(chan error, 1)
+	go func() { watched <- l.Watch(ctx) }()
+	l.LoadForced()
+	l.Coldplug(sys)
+	select {
+	case <-blk:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("virtio_blk was not loaded for the disk that appeared; loader called for %v", fl.called())
+	}
+	cancel()
+	rep := l.Wait()
+	want := reportOf{Loaded: append(slices.Clone(forced), "sha256_ssse3", "virtio", "virtio_pci", "virtio_blk")}
+	if got := summary(rep); !reflect.DeepEqual(got, want) {
+		t.Errorf("report:\n got %+v\nwant %+v", got, want)
+	}
+	if err := <-watched; err != nil {
+		t.Errorf("Watch = %v, want nil after its context is done", err)
+	}
+	fl.check(t)
+	if err := l.Watch(t.Context()); err == nil || !strings.Contains(err.Error(), "Watch called twice") {
+		t.Errorf("second Watch = %v, want an error", err)
+	}
+}
+
+// Lost events (ENOBUFS) make Watch scan sysfs again, so a device whose event was dropped still
+// gets its module; a broken socket ends Watch with an error.
+func TestLoaderWatchLostEvents(t *testing.T) {
+	root := planTree(t, nil)
+	sys := filepath.Join(root, "sys/devices")
+	write(t, filepath.Join(sys, "platform/modalias"), "platform:x\n")
+	fl := &fakeLoader{}
+	l, ev := testLoader(t, root, fl)
+	l.Coldplug(sys)
+	l.Wait()
+	write(t, filepath.Join(sys, "pci0000:00/0000:00:04.0/modalias"), virtioPCI+"\n")
+	ev.msgs <- fakeEvent{err: os.NewSyscallError("read", unix.ENOBUFS)}
+	ev.msgs <- fakeEvent{err: errors.New("socket broke")}
+	err := l.Watch(t.Context())
+	if err == nil || err.Error() != "read uevent socket: socket broke (devices that appear from now on get no modules)" {
+		t.Errorf("Watch = %v, want the socket's error", err)
+	}
+	want := reportOf{Loaded: []string{"virtio", "virtio_pci"}}
+	if got := summary(l.Wait()); !reflect.DeepEqual(got, want) {
+		t.Errorf("report:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestLoaderLoad(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		names   []string
+		cmdline string
+		fail    map[string]error
+		want    reportOf
+		wantErr []string // parts of the error, none for nil
+	}{
+		{name: "by alias", names: []string{"fs-vfat"}, want: reportOf{Loaded: []string{"fat", "vfat"}}},
+		{name: "by name, twice", names: []string{"vfat", "vfat"}, want: reportOf{Loaded: []string{"fat", "vfat"}}},
+		{name: "built in, by alias", names: []string{"fs-ext4"}, want: reportOf{Builtin: []string{"ext4"}}},
+		{name: "an alias of two modules", names: []string{"crc32c"}, want: reportOf{Loaded: []string{"crc32c_generic", "crc32c_intel"}}},
+		{
+			name: "not bundled", names: []string{"nosuch", "virtio-blk", "fs-nosuch"},
+			want:    reportOf{Loaded: []string{"virtio", "virtio_blk"}},
+			wantErr: []string{"the initramfs has no module or alias named nosuch, fs-nosuch for kernel " + kver, "--add-module nosuch --add-module fs-nosuch"},
+		},
+		{
+			name: "blacklisted: not by alias, by name", names: []string{"fs-vfat", "vfat"}, cmdline: "modprobe.blacklist=vfat",
+			want:    reportOf{Loaded: []string{"fat", "vfat"}},
+			wantErr: []string{"no module or alias named fs-vfat"},
+		},
+		{
+			name: "a failure", names: []string{"fs-vfat"}, fail: map[string]error{"fat": unix.ENOEXEC},
+			want:    reportOf{Failed: []string{"fat", "vfat"}, Errors: map[string]string{"fat": "load kernel/fs/fat/fat.ko: exec format error", "vfat": "skipped: dependency fat failed"}},
+			wantErr: []string{"module vfat: skipped: dependency fat failed"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			extra := map[string]string{}
+			if tc.cmdline != "" {
+				extra["proc/cmdline"] = tc.cmdline
+			}
+			fl := &fakeLoader{fail: tc.fail}
+			l, _ := testLoader(t, planTree(t, extra), fl)
+			err := l.Load(tc.names...)
+			if tc.wantErr == nil && err != nil {
+				t.Errorf("Load = %v", err)
+			}
+			for _, w := range tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("Load = %v, want it to contain %q", err, w)
+				}
+			}
+			var nb *NotBundledError
+			if strings.Contains(fmt.Sprint(err), "no module or alias") != errors.As(err, &nb) {
+				t.Errorf("Load = %#v: a missing name must be a *NotBundledError", err)
+			}
+			// Load has waited: nothing is in flight any more.
+			fl.mu.Lock()
+			for _, m := range fl.calls {
+				if !fl.done[m] {
+					t.Errorf("Load returned while %s was loading", m)
+				}
+			}
+			fl.mu.Unlock()
+			if got := summary(l.Wait()); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("report:\n got %+v\nwant %+v", got, tc.want)
+			}
+			fl.check(t)
+		})
+	}
+}
+
+// Many callers at once ask for overlapping modules: each is loaded once, after its dependencies.
+// Run with -race.
+func TestLoaderOnce(t *testing.T) {
+	root := planTree(t, map[string]string{
+		"sys/devices/pci0000:00/0000:00:04.0/modalias": virtioPCI + "\n",
+		"sys/devices/system/cpu/modalias":              cpuSSSE3 + "\n",
+	})
+	fl := &fakeLoader{}
+	l, ev := testLoader(t, root, fl)
+	ctx, cancel := context.WithCancel(t.Context())
+	watched := make(chan error, 1)
+	go func() { watched <- l.Watch(ctx) }()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(l.LoadForced)
+		wg.Go(func() { l.Coldplug(filepath.Join(root, "sys/devices")) })
+		wg.Go(func() { ev.send("add", "/devices/virtio1", virtioDisk) })
+		wg.Go(func() {
+			if err := l.Load("fs-vfat", "virtio_blk", "fs-btrfs", "crc32c"); err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Go(func() { l.WaitForced() })
+	}
+	wg.Wait()
+	cancel()
+	<-watched
+	rep := l.Wait()
+	want := append(slices.Clone(forced), "sha256_ssse3", "virtio", "virtio_pci", "virtio_blk", "fat", "vfat")
+	if !reflect.DeepEqual(rep.Loaded, want) || rep.Failed != nil {
+		t.Errorf("Loaded = %v, Failed = %v; want %v loaded", rep.Loaded, rep.Failed, want)
+	}
+	if got := fl.called(); !reflect.DeepEqual(got, slices.Sorted(slices.Values(want))) {
+		t.Errorf("loader called for %v, want each of %v once", got, want)
+	}
+	fl.check(t)
+}
+
+// Wait returns only when no load is in flight, and after a cancelled Watch has returned; with a
+// Watch still running it does not wait for it.
+func TestLoaderWait(t *testing.T) {
+	root := planTree(t, map[string]string{"sys/devices/pci0000:00/0000:00:04.0/modalias": virtioPCI + "\n"})
+	gate := make(chan struct{})
+	fl := &fakeLoader{gate: map[string]chan struct{}{"virtio_pci": gate}}
+	l, _ := testLoader(t, root, fl)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go l.Watch(ctx)
+	l.Coldplug(filepath.Join(root, "sys/devices"))
+	waited := make(chan Report)
+	go func() { waited <- l.Wait() }()
+	select {
+	case rep := <-waited:
+		t.Fatalf("Wait returned %+v while virtio_pci was loading", summary(rep))
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(gate)
+	rep := <-waited
+	if want := []string{"virtio", "virtio_pci"}; !reflect.DeepEqual(rep.Loaded, want) {
+		t.Errorf("Loaded = %v, want %v", rep.Loaded, want)
+	}
+	if rep.Duration < 100*time.Millisecond {
+		t.Errorf("Duration = %v, want at least the 100ms virtio_pci took", rep.Duration)
+	}
+	cancel()
+	l.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.watchCtx != nil {
+		t.Error("Wait returned after Watch was cancelled, but before Watch returned")
+	}
+}
+
+func TestLoaderPlanProblems(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		files     map[string]string
@@ -249,22 +667,31 @@ func TestLoadAllPlanProblems(t *testing.T) {
 		},
 		{
 			name:    "broken plan",
-			files:   map[string]string{"lib/modules/" + kver + "/dockerinit.modules": "btrfs kernel/fs/btrfs/btrfs.ko xor\n"},
+			files:   map[string]string{"lib/modules/" + kver + "/dockerinit.modules": "forced btrfs kernel/fs/btrfs/btrfs.ko xor\n"},
 			wantErr: "btrfs depends on xor, which is not listed before it",
+		},
+		{
+			name: "broken modules.alias",
+			files: map[string]string{
+				"lib/modules/" + kver + "/dockerinit.modules": "forced xor kernel/crypto/xor.ko\n",
+				"lib/modules/" + kver + "/modules.alias":      "alias x\n",
+			},
+			wantErr: "module aliases: " + "ROOT/lib/modules/" + kver + "/modules.alias: modules.alias line 1",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := tree(t, tc.files)
 			fl := &fakeLoader{}
-			rep, err := loadAll(root, kver, fl.load)
+			l, err := newLoader(root, kver, fl.load)
 			if tc.wantEmpty {
-				if err != nil || !reflect.DeepEqual(rep, Report{}) {
-					t.Fatalf("got %+v, %v; want an empty report and no error", rep, err)
+				if err != nil {
+					t.Fatal(err)
 				}
+				doNothing(t, root, l)
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
+			if want := strings.ReplaceAll(tc.wantErr, "ROOT", root); err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("err = %v, want it to contain %q", err, want)
 			}
 			if tc.mismatch != nil {
 				var me *KernelMismatchError
@@ -272,78 +699,117 @@ func TestLoadAllPlanProblems(t *testing.T) {
 					t.Errorf("err = %#v, want %#v", err, tc.mismatch)
 				}
 			}
-			if len(fl.order) != 0 {
-				t.Errorf("loader called for %v", fl.order)
-			}
 		})
 	}
 }
 
-func TestColdplug(t *testing.T) {
-	const aliases = "alias virtio:d00000002v* virtio_blk\nalias fs-btrfs btrfs\nalias cpu:type:x86,ven*fam*mod*:feature:*0094* crc32c_intel\nalias pci:v*d*sv*sd*bc01sc06i01* ahci\n"
+// doNothing checks a loader of an initramfs without modules: everything works and loads nothing.
+func doNothing(t *testing.T, root string, l *Loader) {
+	t.Helper()
+	l.LoadForced()
+	if rep := l.WaitForced(); !reflect.DeepEqual(rep, Report{}) {
+		t.Errorf("WaitForced = %+v, want an empty report", rep)
+	}
+	l.Coldplug(filepath.Join(root, "sys/devices"))
+	var nb *NotBundledError
+	if err := l.Load("fs-vfat"); !errors.As(err, &nb) || !reflect.DeepEqual(nb.Names, []string{"fs-vfat"}) {
+		t.Errorf("Load = %v, want a *NotBundledError", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := l.Watch(ctx); err != nil {
+		t.Errorf("Watch = %v, want nil once its context is done", err)
+	}
+	if rep := l.Wait(); !reflect.DeepEqual(rep, Report{}) {
+		t.Errorf("Wait = %+v, want an empty report", rep)
+	}
+}
+
+// TestNewLoaderRunningKernel uses the exported constructor, which reads the running kernel.
+func TestNewLoaderRunningKernel(t *testing.T) {
+	l, err := NewLoader(tree(t, map[string]string{"etc/dockerinit.toml": ""}))
+	if err != nil {
+		t.Fatalf("NewLoader without modules: %v", err)
+	}
+	if rep := l.WaitForced(); !reflect.DeepEqual(rep, Report{}) {
+		t.Errorf("a loader without modules loaded %+v; want an empty report", rep)
+	}
+	_, err = NewLoader(tree(t, map[string]string{"lib/modules/0.0.0-other/dockerinit.modules": plan}))
+	var me *KernelMismatchError
+	if !errors.As(err, &me) || me.Built != "0.0.0-other" {
+		t.Errorf("NewLoader for another kernel = %v, want a *KernelMismatchError", err)
+	}
+}
+
+// TestWatchRealUevent runs Watch on the kernel's uevent socket: the uevent is one that the test
+// makes the kernel send for the first CPU, whose MODALIAS names a bundled (fake) module.
+func TestWatchRealUevent(t *testing.T) {
+	const trigger = "/sys/devices/system/cpu/cpu0/uevent"
+	requireRoot(t, "writing "+trigger+" makes the kernel send a uevent")
+	b, err := os.ReadFile(trigger)
+	if err != nil || !strings.Contains(string(b), "MODALIAS=cpu:") {
+		t.Fatalf("%s: %q, %v; want a MODALIAS=cpu:... line", trigger, b, err)
+	}
+	root := tree(t, map[string]string{
+		"lib/modules/" + kver + "/dockerinit.modules": "optional cpufake kernel/cpufake.ko\n",
+		"lib/modules/" + kver + "/modules.alias":      "alias cpu:type:* cpufake\n",
+		"lib/modules/" + kver + "/kernel/cpufake.ko":  "ELF",
+	})
+	loaded := make(chan struct{})
+	fl := &fakeLoader{onLoad: map[string]func(){"cpufake": func() { close(loaded) }}}
+	l, err := newLoader(root, kver, fl.load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.events, l.eventsErr = openUevents(); l.eventsErr != nil {
+		t.Fatal(l.eventsErr)
+	}
+	// Sent before Watch starts reading: the socket, opened already, keeps it.
+	if err := os.WriteFile(trigger, []byte("add"), 0o200); err != nil {
+		t.Fatalf("trigger a uevent: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	watched := make(chan error, 1)
+	go func() { watched <- l.Watch(ctx) }()
+	select {
+	case <-loaded:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no module loaded for the CPU's uevent within 10s")
+	}
+	cancel()
+	if err := <-watched; err != nil {
+		t.Errorf("Watch = %v", err)
+	}
+	if rep := l.Wait(); !reflect.DeepEqual(rep.Loaded, []string{"cpufake"}) {
+		t.Errorf("Loaded = %v, want cpufake", rep.Loaded)
+	}
+}
+
+func TestParseUevent(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		devices map[string]string // path under sys/devices -> modalias
-		cmdline string
-		want    []string
+		msg, action, modalias string
 	}{
-		{
-			name: "virtio disk",
-			devices: map[string]string{
-				"pci0000:00/0000:00:04.0/virtio1/modalias": "virtio:d00000002v00001AF4\n",
-				"pci0000:00/0000:00:04.0/modalias":         "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00\n",
-			},
-			want: []string{"virtio", "virtio_blk"},
-		},
-		{
-			name:    "no matching device",
-			devices: map[string]string{"platform/serial8250/modalias": "platform:serial8250\n"},
-		},
-		{
-			name:    "blacklisted",
-			devices: map[string]string{"pci0000:00/0000:00:04.0/virtio1/modalias": "virtio:d00000002v00001AF4\n"},
-			cmdline: "root=LABEL=x modprobe.blacklist=xor,virtio-blk\n",
-		},
-		{
-			name: "alias of a module that is not in the plan",
-			devices: map[string]string{
-				"pci0000:00/0000:00:1f.2/modalias": "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01\n",
-				"system/cpu/modalias":              "cpu:type:x86,ven0000fam0006mod003A:feature:,0000,0094,00E6\n",
-			},
-			want: []string{"crc32c_intel"},
-		},
+		{"add@/devices/pci0000:00/0000:00:04.0/virtio1\x00ACTION=add\x00DEVPATH=/devices/pci0000:00/0000:00:04.0/virtio1\x00SUBSYSTEM=virtio\x00MODALIAS=virtio:d00000002v00001AF4\x00SEQNUM=1\x00", "add", "virtio:d00000002v00001AF4"},
+		{"add@/devices/virtual/block/loop0\x00ACTION=add\x00SUBSYSTEM=block\x00", "add", ""},
+		{"remove@/devices/x\x00ACTION=remove\x00MODALIAS=pci:v1\x00", "remove", "pci:v1"},
+		{"bind@/devices/x", "bind", ""},
+		{"", "", ""},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			extra := map[string]string{"lib/modules/" + kver + "/modules.alias": aliases}
-			for p, m := range tc.devices {
-				extra["sys/devices/"+p] = m
-			}
-			if tc.cmdline != "" {
-				extra["proc/cmdline"] = tc.cmdline
-			}
-			root := planTree(t, extra)
-			fl := &fakeLoader{}
-			rep, err := coldplug(filepath.Join(root, "sys/devices"), root, kver, fl.load)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(rep.Loaded, tc.want) {
-				t.Errorf("Loaded = %v, want %v", rep.Loaded, tc.want)
-			}
-			assertDepsFirst(t, fl)
-		})
+		action, modalias := parseUevent([]byte(tc.msg))
+		if action != tc.action || modalias != tc.modalias {
+			t.Errorf("parseUevent(%q) = %q, %q; want %q, %q", tc.msg, action, modalias, tc.action, tc.modalias)
+		}
 	}
 }
 
-func TestColdplugErrors(t *testing.T) {
-	root := planTree(t, map[string]string{"lib/modules/" + kver + "/modules.alias": "alias x\n"})
-	if _, err := coldplug(filepath.Join(root, "sys/devices"), root, kver, (&fakeLoader{}).load); err == nil || !strings.Contains(err.Error(), "modules.alias line 1") {
-		t.Errorf("broken modules.alias: err = %v", err)
-	}
-	root = planTree(t, map[string]string{"lib/modules/" + kver + "/modules.alias": "alias fs-btrfs btrfs\n"})
-	if _, err := coldplug(filepath.Join(root, "sys/devices"), root, kver, (&fakeLoader{}).load); err == nil || !strings.Contains(err.Error(), "walk") {
-		t.Errorf("missing sysfs: err = %v", err)
-	}
+func FuzzParseUevent(f *testing.F) {
+	f.Add([]byte("add@/devices/virtio1\x00ACTION=add\x00MODALIAS=virtio:d00000002v00001AF4\x00"))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		action, modalias := parseUevent(msg)
+		if strings.ContainsRune(action, 0) || strings.ContainsRune(modalias, 0) {
+			t.Errorf("parseUevent(%q) = %q, %q: a field holds a NUL", msg, action, modalias)
+		}
+	})
 }
 
 func TestSplitCmdline(t *testing.T) {

@@ -57,10 +57,21 @@ func runInit() {
 	log := boot.NewLogger()
 	opts := boot.Options{Mode: boot.Full, InitArgs: os.Args[1:], Env: os.Environ(), Log: log}
 	for {
-		report, err := boot.Run(opts)
-		if err == nil {
-			err = boot.SwitchRoot(report, opts)
-		}
-		boot.Fail(log, err)
+		boot.Fail(log, bootOnce(opts))
 	}
+}
+
+// bootOnce runs the sequence and switches root; it returns only on failure. A bug that panics
+// becomes a failure like any other, so the console still gets the rescue prompt.
+func bootOnce(opts boot.Options) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error (please report it): %v", r)
+		}
+	}()
+	report, err := boot.Run(opts)
+	if err != nil {
+		return err
+	}
+	return boot.SwitchRoot(report, opts)
 }

@@ -26,13 +26,16 @@ type File struct {
 	Mode fs.FileMode
 }
 
-// Bundle returns the files that let kmod.LoadAll load the named modules, and what they need, in
-// an initramfs booted with kernel kver. modulesDir is the image's <root>/lib/modules or
-// <root>/usr/lib/modules. Names are module names or aliases ("btrfs", "fs-vfat", "crc32c"; '-'
-// and '_' are equal); a built-in one adds nothing. A name in names that the kernel lacks is an
-// error; one in optional (e.g. Generic) is skipped. Modules are decompressed; the firmware they
-// name is taken from the firmware directory beside modulesDir when it is there. The output is
-// sorted by path and identical for identical inputs.
+// Bundle returns the files that let kmod.Loader load the named and optional modules, and what
+// they need, in an initramfs booted with kernel kver. modulesDir is the image's <root>/lib/modules
+// or <root>/usr/lib/modules. Names are module names or aliases ("btrfs", "fs-vfat", "crc32c"; '-'
+// and '_' are equal); a built-in one adds nothing to load. The modules of names, with their hard
+// and soft dependencies, are marked forced in the load plan: loaded at every boot. The modules of
+// optional (e.g. Generic) that are not also forced are only bundled, for the loader to load when
+// a device's modalias or a caller asks for them. A name in names that the kernel lacks is an
+// error; one in optional is skipped. Modules are decompressed; the firmware they name is taken
+// from the firmware directory beside modulesDir when it is there. The output is sorted by path
+// and identical for identical inputs.
 func Bundle(modulesDir, kver string, names []string, optional ...string) ([]File, error) {
 	if kver == "" || strings.ContainsRune(kver, '/') || !filepath.IsLocal(kver) {
 		return nil, fmt.Errorf("kernel version %q: expected a directory name under %s, like 6.1.0-28-amd64", kver, modulesDir)
@@ -94,7 +97,7 @@ func Bundle(modulesDir, kver string, names []string, optional ...string) ([]File
 	if err := modindex.FormatPlan(&planBuf, kver, plan); err != nil {
 		return nil, err
 	}
-	if err := modindex.FormatAliases(&aliasBuf, ix.aliasesOf(c.modules)); err != nil {
+	if err := modindex.FormatAliases(&aliasBuf, ix.aliasesOf(c)); err != nil {
 		return nil, err
 	}
 	files = append(files,

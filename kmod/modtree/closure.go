@@ -13,6 +13,7 @@ import (
 type closure struct {
 	modules map[string]bool
 	builtin map[string]bool     // requested names that are built into the kernel
+	forced  map[string]bool     // modules and built-ins to load at every boot: the names and what they need
 	after   map[string][]string // module -> modules it needs loaded before it (modules.dep)
 	soft    map[string][]string // module -> modules only loaded before it (softdep)
 }
@@ -30,10 +31,13 @@ func (e *UnknownModulesError) Error() string {
 
 // resolveClosure resolves the requested names (an unknown optional one is skipped) and adds,
 // transitively, the hard dependencies of modules.dep and the soft ones of modules.softdep (an
-// unknown soft dependency is skipped, as modprobe does).
+// unknown soft dependency is skipped, as modprobe does). What names brings in is forced; what
+// only optional brings in is not.
 func resolveClosure(ix *index, kver string, names, optional []string) (*closure, error) {
-	c := &closure{modules: map[string]bool{}, builtin: map[string]bool{}, after: map[string][]string{}, soft: map[string][]string{}}
+	c := &closure{modules: map[string]bool{}, builtin: map[string]bool{}, forced: map[string]bool{}, after: map[string][]string{}, soft: map[string][]string{}}
+	type edge struct{ from, to string } // from is loaded after to
 	var queue, unknown []string
+	var soft []edge
 	add := func(mods []string) {
 		for _, m := range mods {
 			if !c.modules[m] {
@@ -42,55 +46,74 @@ func resolveClosure(ix *index, kver string, names, optional []string) (*closure,
 			}
 		}
 	}
-	for i, n := range slices.Concat(names, optional) {
-		mods, builtin := ix.resolve(n)
-		switch {
-		case builtin != "":
-			c.builtin[builtin] = true
-		case mods != nil:
-			add(mods)
-		case i < len(names):
-			unknown = append(unknown, n)
+	resolve := func(list []string, required bool) {
+		for _, n := range list {
+			mods, builtin := ix.resolve(n)
+			switch {
+			case builtin != "":
+				c.builtin[builtin] = true
+				c.forced[builtin] = c.forced[builtin] || required
+			case mods != nil:
+				add(mods)
+			case required:
+				unknown = append(unknown, n)
+			}
 		}
 	}
+	// addDeps drains the queue, adding what its modules need.
+	addDeps := func() error {
+		for len(queue) > 0 {
+			m := queue[0]
+			queue = queue[1:]
+			for _, d := range ix.modules[m].deps {
+				if _, ok := ix.modules[d]; !ok {
+					return fmt.Errorf("module %s depends on %s, which kernel %s does not have: run depmod %s in the image", m, d, kver, kver)
+				}
+				add([]string{d})
+				c.after[m] = append(c.after[m], d)
+			}
+			sd := ix.softdeps[m]
+			for _, n := range sd.pre {
+				mods, _ := ix.resolve(n)
+				add(mods)
+				for _, d := range mods {
+					soft = append(soft, edge{m, d})
+				}
+			}
+			for _, n := range sd.post {
+				mods, _ := ix.resolve(n)
+				add(mods)
+				for _, d := range mods {
+					soft = append(soft, edge{d, m})
+				}
+			}
+		}
+		return nil
+	}
+	resolve(names, true)
 	if unknown != nil {
 		return nil, &UnknownModulesError{Names: unknown, Kver: kver}
 	}
-	type edge struct{ from, to string } // from is loaded after to
-	var soft []edge
-	for len(queue) > 0 {
-		m := queue[0]
-		queue = queue[1:]
-		for _, d := range ix.modules[m].deps {
-			if _, ok := ix.modules[d]; !ok {
-				return nil, fmt.Errorf("module %s depends on %s, which kernel %s does not have: run depmod %s in the image", m, d, kver, kver)
-			}
-			add([]string{d})
-			c.after[m] = append(c.after[m], d)
-		}
-		sd := ix.softdeps[m]
-		for _, n := range sd.pre {
-			mods, _ := ix.resolve(n)
-			add(mods)
-			for _, d := range mods {
-				soft = append(soft, edge{m, d})
-			}
-		}
-		for _, n := range sd.post {
-			mods, _ := ix.resolve(n)
-			add(mods)
-			for _, d := range mods {
-				soft = append(soft, edge{d, m})
-			}
-		}
+	if err := addDeps(); err != nil {
+		return nil, err
+	}
+	for m := range c.modules {
+		c.forced[m] = true
+	}
+	resolve(optional, false)
+	if err := addDeps(); err != nil {
+		return nil, err
 	}
 	if cycle := c.findCycle(); cycle != nil {
 		return nil, fmt.Errorf("modules.dep of kernel %s has a dependency cycle %s: run depmod %s in the image", kver, strings.Join(cycle, " -> "), kver)
 	}
 	// Soft dependencies only order loading; one that would close a cycle is dropped, which is
-	// what modprobe's recursion guard amounts to.
+	// what modprobe's recursion guard amounts to. A forced module never waits for an optional
+	// one: such an edge comes from the optional module's post: softdep, which modprobe would not
+	// follow when loading the forced module either.
 	for _, e := range soft {
-		if e.from != e.to && !slices.Contains(c.after[e.from], e.to) && !slices.Contains(c.soft[e.from], e.to) && !c.reaches(e.to, e.from) {
+		if e.from != e.to && !slices.Contains(c.after[e.from], e.to) && !slices.Contains(c.soft[e.from], e.to) &&
+			(c.forced[e.to] || !c.forced[e.from]) && !c.reaches(e.to, e.from) {
 			c.soft[e.from] = append(c.soft[e.from], e.to)
 		}
 	}
@@ -157,7 +180,7 @@ func (c *closure) findCycle() []string {
 func (c *closure) plan(ix *index) []modindex.Entry {
 	var out []modindex.Entry
 	for _, b := range slices.Sorted(maps.Keys(c.builtin)) {
-		out = append(out, modindex.Entry{Name: b, Path: modindex.Builtin})
+		out = append(out, modindex.Entry{Forced: c.forced[b], Name: b, Path: modindex.Builtin})
 	}
 	placed := map[string]bool{}
 	var place func(string)
@@ -171,7 +194,7 @@ func (c *closure) plan(ix *index) []modindex.Entry {
 		for _, d := range slices.Concat(deps, soft) {
 			place(d)
 		}
-		out = append(out, modindex.Entry{Name: m, Path: stripCompression(ix.modules[m].path), Deps: deps, Soft: soft})
+		out = append(out, modindex.Entry{Forced: c.forced[m], Name: m, Path: stripCompression(ix.modules[m].path), Deps: deps, Soft: soft})
 	}
 	for _, m := range slices.Sorted(maps.Keys(c.modules)) {
 		place(m)

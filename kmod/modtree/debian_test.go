@@ -100,7 +100,7 @@ func TestBundleDebianKernel(t *testing.T) {
 		t.Skip("SKIPPED, NOT TESTED: -short: the Debian kernel test downloads and unpacks a 70 MB package")
 	}
 	modulesDir, kver := debianKernel(t)
-	files, err := Bundle(modulesDir, kver, []string{"btrfs", "fs-vfat"}, Generic...)
+	files, err := Bundle(modulesDir, kver, []string{"btrfs"}, Generic...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,14 +135,28 @@ func TestBundleDebianKernel(t *testing.T) {
 		t.Fatalf("plan: %v", err)
 	}
 	var total int
-	var planned []string
+	var planned, forced []string
+	kind := map[string]bool{} // module -> forced
 	for _, e := range plan {
+		kind[e.Name] = e.Forced
+		if e.Forced {
+			forced = append(forced, e.Name)
+		}
 		if e.Path == modindex.Builtin {
 			continue
 		}
 		planned = append(planned, e.Name)
 		if _, ok := byPath[prefix+e.Path]; !ok {
 			t.Errorf("plan names %s, which is not in the bundle", e.Path)
+		}
+	}
+	// btrfs and what it needs load at every boot; the Generic drivers only for their hardware.
+	for m, want := range map[string]bool{
+		"btrfs": true, "libcrc32c": true, "crc32c_generic": true, "xor": true, "zstd_compress": true,
+		"virtio_blk": false, "virtio_pci": false, "vfat": false, "nvme": false, "ahci": false, "sd_mod": false, "usb_storage": false,
+	} {
+		if got, ok := kind[m]; !ok || got != want {
+			t.Errorf("plan: %s forced = %v (listed %v), want forced = %v", m, got, ok, want)
 		}
 	}
 	if i, j := slices.Index(planned, "libcrc32c"), slices.Index(planned, "btrfs"); i < 0 || j < i {
@@ -158,6 +172,29 @@ func TestBundleDebianKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	compressed := len(enc.EncodeAll(all.Bytes(), nil))
-	t.Logf("kernel %s, Generic + btrfs: %d files, %d modules, %.1f MiB uncompressed, %.1f MiB zstd",
-		kver, len(files), len(planned), float64(total)/(1<<20), float64(compressed)/(1<<20))
+	aliases, err := modindex.ParseAliases(bytes.NewReader(byPath[prefix+"modules.alias"]))
+	if err != nil {
+		t.Fatalf("modules.alias: %v", err)
+	}
+	// What coldplug and uevents will match at boot: devices of a QEMU VM and a PC.
+	for modalias, want := range map[string]string{
+		"pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00": "virtio_pci",
+		"virtio:d00000002v00001AF4":                             "virtio_blk",
+		"pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01": "ahci",
+		"scsi:t-0x00": "sd_mod",
+		"pci:v0000144Dd0000A808sv0000144Dsd0000A801bc01sc08i02": "nvme",
+		"fs-vfat": "vfat",
+	} {
+		var got []string
+		for _, a := range aliases {
+			if modindex.Match(a.Pattern, modindex.Name(modalias)) {
+				got = append(got, a.Module)
+			}
+		}
+		if !slices.Contains(got, want) {
+			t.Errorf("modules.alias: %s matches %v, want %s among them", modalias, got, want)
+		}
+	}
+	t.Logf("kernel %s, Generic + btrfs: %d files, %d modules, %d aliases, %.1f MiB uncompressed, %.1f MiB zstd; forced: %v",
+		kver, len(files), len(planned), len(aliases), float64(total)/(1<<20), float64(compressed)/(1<<20), forced)
 }

@@ -183,12 +183,18 @@ func (ix *index) resolve(name string) (mods []string, builtin string) {
 	return nil, ""
 }
 
-// aliasesOf returns the alias entries of the given modules, grouped by module name and in index
-// order within a module, which is the same whether the index came from depmod or a scan.
-func (ix *index) aliasesOf(mods map[string]bool) []modindex.Alias {
+// aliasesOf returns the alias entries of the closure's modules and built-ins (so that a loader
+// asked for "fs-ext4" knows there is nothing to load), grouped by module name and in index order
+// within a module, which is the same whether the index came from depmod or a scan.
+func (ix *index) aliasesOf(c *closure) []modindex.Alias {
 	var out []modindex.Alias
 	for _, a := range ix.aliases {
-		if mods[a.Module] {
+		if c.modules[a.Module] {
+			out = append(out, a)
+		}
+	}
+	for _, a := range ix.builtinAliases {
+		if c.builtin[a.Module] {
 			out = append(out, a)
 		}
 	}

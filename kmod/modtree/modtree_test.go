@@ -103,6 +103,7 @@ var fakeMods = []fakeMod{
 	{"kernel/fs/fat/fat.ko", "", []string{"name=fat", "depends="}},
 	{"kernel/fs/fat/vfat.ko", "", []string{"name=vfat", "depends=fat", "alias=fs-vfat"}},
 	{"kernel/net/unrelated.ko", "", []string{"name=unrelated", "depends=", "softdep=gcm"}},
+	{"kernel/net/act_x.ko", "", []string{"name=act_x", "depends=", "softdep=post: xor"}},
 }
 
 // depmod files matching fakeMods, as depmod writes them (modules.dep lists dependencies
@@ -120,8 +121,9 @@ kernel/drivers/block/virtio_blk.ko.zst: kernel/drivers/virtio/virtio.ko kernel/d
 kernel/fs/fat/fat.ko:
 kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko
 kernel/net/unrelated.ko:
+kernel/net/act_x.ko:
 `,
-	"modules.softdep": "# Soft dependencies extracted from modules themselves.\nsoftdep btrfs pre: crc32c\nsoftdep btrfs post: nosuch\nsoftdep libcrc32c pre: crc32c\nsoftdep unrelated gcm\n",
+	"modules.softdep": "# Soft dependencies extracted from modules themselves.\nsoftdep btrfs pre: crc32c\nsoftdep btrfs post: nosuch\nsoftdep libcrc32c pre: crc32c\nsoftdep unrelated gcm\nsoftdep act_x post: xor\n",
 	"modules.alias": `# Aliases extracted from modules themselves.
 alias fs-btrfs btrfs
 alias devname:btrfs-control btrfs
@@ -173,12 +175,12 @@ func fakeTree(t *testing.T, withDepmod bool) (string, map[string][]byte) {
 func TestBundle(t *testing.T) {
 	const (
 		prefix    = "lib/modules/" + kver + "/"
-		btrfsPlan = "crc32c_generic kernel/crypto/crc32c_generic.ko\n" +
-			"crc32c_intel kernel/arch/x86/crypto/crc32c-intel.ko\n" +
-			"libcrc32c kernel/lib/libcrc32c.ko soft:crc32c_generic soft:crc32c_intel\n" +
-			"raid6_pq kernel/lib/raid6/raid6_pq.ko\n" +
-			"xor kernel/crypto/xor.ko\n" +
-			"btrfs kernel/fs/btrfs/btrfs.ko libcrc32c raid6_pq xor soft:crc32c_generic soft:crc32c_intel\n"
+		btrfsPlan = "forced crc32c_generic kernel/crypto/crc32c_generic.ko\n" +
+			"forced crc32c_intel kernel/arch/x86/crypto/crc32c-intel.ko\n" +
+			"forced libcrc32c kernel/lib/libcrc32c.ko soft:crc32c_generic soft:crc32c_intel\n" +
+			"forced raid6_pq kernel/lib/raid6/raid6_pq.ko\n" +
+			"forced xor kernel/crypto/xor.ko\n" +
+			"forced btrfs kernel/fs/btrfs/btrfs.ko libcrc32c raid6_pq xor soft:crc32c_generic soft:crc32c_intel\n"
 		btrfsAliases = "alias fs_btrfs btrfs\nalias devname:btrfs_control btrfs\n" +
 			"alias crc32c crc32c_generic\nalias crypto_crc32c crc32c_generic\n" +
 			"alias crc32c crc32c_intel\nalias cpu:type:x86,ven*fam*mod*:feature:*0094* crc32c_intel\n"
@@ -206,30 +208,53 @@ func TestBundle(t *testing.T) {
 		{
 			name: "dash and underscore are equal, built-in by name and alias", names: []string{"virtio-blk", "ext4", "fs-vfat", "ext3"},
 			wantModules: []string{"kernel/drivers/block/virtio_blk.ko", "kernel/drivers/virtio/virtio.ko", "kernel/drivers/virtio/virtio_ring.ko", "kernel/fs/fat/fat.ko", "kernel/fs/fat/vfat.ko"},
-			wantPlan: "ext4 builtin\n" +
-				"fat kernel/fs/fat/fat.ko\n" +
-				"vfat kernel/fs/fat/vfat.ko fat\n" +
-				"virtio_ring kernel/drivers/virtio/virtio_ring.ko\n" +
-				"virtio kernel/drivers/virtio/virtio.ko virtio_ring\n" +
-				"virtio_blk kernel/drivers/block/virtio_blk.ko virtio virtio_ring\n",
-			wantAliases: "alias fs_vfat vfat\nalias virtio:d00000002v* virtio_blk\n",
+			wantPlan: "forced ext4 builtin\n" +
+				"forced fat kernel/fs/fat/fat.ko\n" +
+				"forced vfat kernel/fs/fat/vfat.ko fat\n" +
+				"forced virtio_ring kernel/drivers/virtio/virtio_ring.ko\n" +
+				"forced virtio kernel/drivers/virtio/virtio.ko virtio_ring\n" +
+				"forced virtio_blk kernel/drivers/block/virtio_blk.ko virtio virtio_ring\n",
+			wantAliases: "alias fs_ext4 ext4\nalias ext3 ext4\nalias fs_vfat vfat\nalias virtio:d00000002v* virtio_blk\n",
 		},
 		{
 			name: "absent optional names are skipped", names: []string{"i8042"}, optional: []string{"nvme", "xfs", "fat"},
 			wantModules: []string{"kernel/fs/fat/fat.ko"},
-			wantPlan:    "i8042 builtin\nfat kernel/fs/fat/fat.ko\n",
+			wantPlan:    "forced i8042 builtin\noptional fat kernel/fs/fat/fat.ko\n",
+		},
+		{
+			name: "forced names and what they need, optional the rest", names: []string{"btrfs"}, optional: []string{"btrfs", "xor", "fs-ext4", "vfat", "virtio_blk"},
+			wantModules: append(slices.Clone(btrfsModules), "kernel/drivers/block/virtio_blk.ko", "kernel/drivers/virtio/virtio.ko",
+				"kernel/drivers/virtio/virtio_ring.ko", "kernel/fs/fat/fat.ko", "kernel/fs/fat/vfat.ko"),
+			wantPlan: "optional ext4 builtin\n" + btrfsPlan +
+				"optional fat kernel/fs/fat/fat.ko\n" +
+				"optional vfat kernel/fs/fat/vfat.ko fat\n" +
+				"optional virtio_ring kernel/drivers/virtio/virtio_ring.ko\n" +
+				"optional virtio kernel/drivers/virtio/virtio.ko virtio_ring\n" +
+				"optional virtio_blk kernel/drivers/block/virtio_blk.ko virtio virtio_ring\n",
+			wantAliases:  btrfsAliases + "alias fs_ext4 ext4\nalias ext3 ext4\nalias fs_vfat vfat\nalias virtio:d00000002v* virtio_blk\n",
+			wantFirmware: btrfsFirmware,
+		},
+		{
+			name: "a forced module does not wait for an optional module's post: softdep", names: []string{"xor"}, optional: []string{"act_x"},
+			wantModules: []string{"kernel/crypto/xor.ko", "kernel/net/act_x.ko"},
+			wantPlan:    "optional act_x kernel/net/act_x.ko\nforced xor kernel/crypto/xor.ko\n",
+		},
+		{
+			name: "an optional module comes after an optional module it is a post: softdep of", optional: []string{"act_x"},
+			wantModules: []string{"kernel/crypto/xor.ko", "kernel/net/act_x.ko"},
+			wantPlan:    "optional act_x kernel/net/act_x.ko\noptional xor kernel/crypto/xor.ko soft:act_x\n",
 		},
 		{
 			name: "an alias that names several modules brings all", names: []string{"crc32c"},
 			wantModules:  []string{"kernel/arch/x86/crypto/crc32c-intel.ko", "kernel/crypto/crc32c_generic.ko"},
-			wantPlan:     "crc32c_generic kernel/crypto/crc32c_generic.ko\ncrc32c_intel kernel/arch/x86/crypto/crc32c-intel.ko\n",
+			wantPlan:     "forced crc32c_generic kernel/crypto/crc32c_generic.ko\nforced crc32c_intel kernel/arch/x86/crypto/crc32c-intel.ko\n",
 			wantAliases:  "alias crc32c crc32c_generic\nalias crypto_crc32c crc32c_generic\nalias crc32c crc32c_intel\nalias cpu:type:x86,ven*fam*mod*:feature:*0094* crc32c_intel\n",
 			wantFirmware: map[string]string{"lib/firmware/intel/c.bin": "firmware c"},
 		},
 		{
 			name: "a softdep without pre: or post: is ignored", names: []string{"unrelated"},
 			wantModules: []string{"kernel/net/unrelated.ko"},
-			wantPlan:    "unrelated kernel/net/unrelated.ko\n",
+			wantPlan:    "forced unrelated kernel/net/unrelated.ko\n",
 		},
 		{name: "nothing", wantPlan: ""},
 		{

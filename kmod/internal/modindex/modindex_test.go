@@ -3,6 +3,7 @@ package modindex
 import (
 	"bytes"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -105,21 +106,27 @@ func TestParsePlan(t *testing.T) {
 	}{
 		{
 			name: "ordered",
-			in:   "# comment\nxor kernel/crypto/xor.ko\next4 builtin\ncrc32c_intel kernel/arch/x86/crypto/crc32c-intel.ko\nbtrfs kernel/fs/btrfs/btrfs.ko xor soft:crc32c_intel\n",
+			in: "# comment\nforced xor kernel/crypto/xor.ko\nforced ext4 builtin\nforced crc32c_intel kernel/arch/x86/crypto/crc32c-intel.ko\n" +
+				"forced btrfs kernel/fs/btrfs/btrfs.ko xor soft:crc32c_intel\noptional vfat kernel/fs/fat/vfat.ko xor soft:ext4\noptional fat_x builtin\n",
 			want: []Entry{
-				{Name: "xor", Path: "kernel/crypto/xor.ko"},
-				{Name: "ext4", Path: Builtin},
-				{Name: "crc32c_intel", Path: "kernel/arch/x86/crypto/crc32c-intel.ko"},
-				{Name: "btrfs", Path: "kernel/fs/btrfs/btrfs.ko", Deps: []string{"xor"}, Soft: []string{"crc32c_intel"}},
+				{Forced: true, Name: "xor", Path: "kernel/crypto/xor.ko"},
+				{Forced: true, Name: "ext4", Path: Builtin},
+				{Forced: true, Name: "crc32c_intel", Path: "kernel/arch/x86/crypto/crc32c-intel.ko"},
+				{Forced: true, Name: "btrfs", Path: "kernel/fs/btrfs/btrfs.ko", Deps: []string{"xor"}, Soft: []string{"crc32c_intel"}},
+				{Name: "vfat", Path: "kernel/fs/fat/vfat.ko", Deps: []string{"xor"}, Soft: []string{"ext4"}},
+				{Name: "fat_x", Path: Builtin},
 			},
 		},
-		{name: "dependency after dependent", in: "btrfs kernel/fs/btrfs/btrfs.ko xor\nxor kernel/crypto/xor.ko\n", wantErr: "btrfs depends on xor, which is not listed before it"},
-		{name: "soft dependency after dependent", in: "btrfs kernel/fs/btrfs/btrfs.ko soft:crc32c\ncrc32c kernel/crypto/crc32c.ko\n", wantErr: "btrfs depends on crc32c, which is not listed before it"},
-		{name: "self dependency", in: "a a.ko a\n", wantErr: "a depends on a"},
-		{name: "duplicate", in: "a a.ko\na b.ko\n", wantErr: "module a listed twice"},
-		{name: "no path", in: "a\n", wantErr: "line 1"},
-		{name: "escaping path", in: "a ../../etc/shadow\n", wantErr: "leaves the modules directory"},
-		{name: "absolute path", in: "a /etc/shadow\n", wantErr: "leaves the modules directory"},
+		{name: "dependency after dependent", in: "forced btrfs kernel/fs/btrfs/btrfs.ko xor\nforced xor kernel/crypto/xor.ko\n", wantErr: "btrfs depends on xor, which is not listed before it"},
+		{name: "soft dependency after dependent", in: "optional btrfs kernel/fs/btrfs/btrfs.ko soft:crc32c\noptional crc32c kernel/crypto/crc32c.ko\n", wantErr: "btrfs depends on crc32c, which is not listed before it"},
+		{name: "forced on optional", in: "optional xor kernel/crypto/xor.ko\nforced btrfs kernel/fs/btrfs/btrfs.ko xor\n", wantErr: "line 2: forced module btrfs depends on xor, which is optional"},
+		{name: "forced on optional soft", in: "optional c c.ko\nforced b b.ko soft:c\n", wantErr: "forced module b depends on c, which is optional"},
+		{name: "self dependency", in: "optional a a.ko a\n", wantErr: "a depends on a"},
+		{name: "duplicate", in: "optional a a.ko\nforced a b.ko\n", wantErr: "module a listed twice"},
+		{name: "no path", in: "forced a\n", wantErr: "line 1"},
+		{name: "plan of an older mkbootimg", in: "btrfs kernel/fs/btrfs/btrfs.ko\n", wantErr: `line 1: expected "forced|optional NAME PATH [DEP...]", found "btrfs kernel/fs/btrfs/btrfs.ko"; rebuild the initramfs`},
+		{name: "escaping path", in: "forced a ../../etc/shadow\n", wantErr: "leaves the modules directory"},
+		{name: "absolute path", in: "optional a /etc/shadow\n", wantErr: "leaves the modules directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParsePlan(strings.NewReader(tc.in))
@@ -184,7 +191,7 @@ func FuzzParseAliases(f *testing.F) {
 }
 
 func FuzzParsePlan(f *testing.F) {
-	f.Add("xor kernel/crypto/xor.ko\next4 builtin\nbtrfs kernel/fs/btrfs/btrfs.ko xor soft:ext4\n")
+	f.Add("forced xor kernel/crypto/xor.ko\nforced ext4 builtin\nforced btrfs kernel/fs/btrfs/btrfs.ko xor soft:ext4\noptional vfat kernel/fs/fat/vfat.ko btrfs\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		got, err := ParsePlan(strings.NewReader(in))
 		if err != nil {
@@ -195,9 +202,13 @@ func FuzzParsePlan(f *testing.F) {
 			pos[e.Name] = i
 		}
 		for i, e := range got {
-			for _, d := range append(e.Deps, e.Soft...) {
-				if j, ok := pos[d]; !ok || j >= i {
+			for _, d := range slices.Concat(e.Deps, e.Soft) {
+				j, ok := pos[d]
+				if !ok || j >= i {
 					t.Fatalf("%s at %d depends on %s at %d (ok=%v)", e.Name, i, d, j, ok)
+				}
+				if e.Forced && !got[j].Forced {
+					t.Fatalf("forced %s depends on optional %s", e.Name, d)
 				}
 			}
 		}

@@ -16,25 +16,36 @@ const PlanFile = "dockerinit.modules"
 // listed so the boot report can say so, and there is nothing to load.
 const Builtin = "builtin"
 
-// Entry is one plan line, "NAME PATH [DEP...] [soft:DEP...]". Path is relative to
+// Entry is one plan line, "forced|optional NAME PATH [DEP...] [soft:DEP...]". Path is relative to
 // lib/modules/<kver>/ (or Builtin). Deps and Soft name entries that appear earlier in the plan:
 // the module needs Deps loaded (modules.dep), and only comes after Soft (softdep), which may fail
-// without harm, as crc32c_intel does on a CPU without SSE4.2.
+// without harm, as crc32c_intel does on a CPU without SSE4.2. A Forced module is loaded at every
+// boot (it was asked for at build time, or one that was needs it); the others only for a device
+// or when asked for by name. A forced module depends only on forced ones.
 type Entry struct {
-	Name string
-	Path string
-	Deps []string
-	Soft []string
+	Forced bool
+	Name   string
+	Path   string
+	Deps   []string
+	Soft   []string
 }
 
-const softPrefix = "soft:"
+const (
+	softPrefix = "soft:"
+	forced     = "forced"
+	optional   = "optional"
+)
 
 // FormatPlan writes entries, which must already be in dependency order, one line each.
 func FormatPlan(w io.Writer, kver string, entries []Entry) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "# dockerinit load plan for kernel %s: NAME PATH [DEP...] [soft:DEP...], dependencies first\n", kver)
+	fmt.Fprintf(bw, "# dockerinit load plan for kernel %s: forced|optional NAME PATH [DEP...] [soft:DEP...], dependencies first\n", kver)
 	for _, e := range entries {
-		line := append([]string{e.Name, e.Path}, e.Deps...)
+		kind := optional
+		if e.Forced {
+			kind = forced
+		}
+		line := append([]string{kind, e.Name, e.Path}, e.Deps...)
 		for _, s := range e.Soft {
 			line = append(line, softPrefix+s)
 		}
@@ -45,9 +56,11 @@ func FormatPlan(w io.Writer, kver string, entries []Entry) error {
 
 // ParsePlan reads a plan and checks that every name is unique and every dependency is listed
 // before it, which also rules out cycles: a loader may then wait on dependencies without deadlock.
+// It also checks that forced modules depend only on forced ones, so loading the forced modules
+// never drags in an optional one.
 func ParsePlan(r io.Reader) ([]Entry, error) {
 	var out []Entry
-	seen := map[string]bool{}
+	isForced := map[string]bool{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(nil, 1<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -55,11 +68,11 @@ func ParsePlan(r io.Reader) ([]Entry, error) {
 		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
 			continue
 		}
-		if len(f) < 2 {
-			return nil, fmt.Errorf("plan line %d: expected \"NAME PATH [DEP...]\", found %q", n, sc.Text())
+		if len(f) < 3 || (f[0] != forced && f[0] != optional) {
+			return nil, fmt.Errorf("plan line %d: expected \"forced|optional NAME PATH [DEP...]\", found %q; rebuild the initramfs with mkbootimg", n, sc.Text())
 		}
-		e := Entry{Name: f[0], Path: f[1]}
-		for _, d := range f[2:] {
+		e := Entry{Forced: f[0] == forced, Name: f[1], Path: f[2]}
+		for _, d := range f[3:] {
 			if s, ok := strings.CutPrefix(d, softPrefix); ok {
 				e.Soft = append(e.Soft, s)
 			} else {
@@ -69,15 +82,19 @@ func ParsePlan(r io.Reader) ([]Entry, error) {
 		if e.Path != Builtin && !filepath.IsLocal(e.Path) {
 			return nil, fmt.Errorf("plan line %d: module path %q leaves the modules directory", n, e.Path)
 		}
-		if seen[e.Name] {
+		if _, dup := isForced[e.Name]; dup {
 			return nil, fmt.Errorf("plan line %d: module %s listed twice", n, e.Name)
 		}
 		for _, d := range slices.Concat(e.Deps, e.Soft) {
-			if !seen[d] {
+			depForced, listed := isForced[d]
+			if !listed {
 				return nil, fmt.Errorf("plan line %d: %s depends on %s, which is not listed before it; rebuild the initramfs with mkbootimg", n, e.Name, d)
 			}
+			if e.Forced && !depForced {
+				return nil, fmt.Errorf("plan line %d: forced module %s depends on %s, which is optional; rebuild the initramfs with mkbootimg", n, e.Name, d)
+			}
 		}
-		seen[e.Name] = true
+		isForced[e.Name] = e.Forced
 		out = append(out, e)
 	}
 	if err := sc.Err(); err != nil {

@@ -17,7 +17,7 @@ var shells = []string{"/bin/sh", "/bin/bash", "/bin/busybox"}
 // Fail explains a failed boot on the console and waits there: it returns when the user asks to
 // retry. PID 1 must never exit (the kernel would panic), so this is the end of every failure path.
 func Fail(log *Logger, err error) {
-	log.write(levelDebug, "boot failed: %v", err) // kept in dmesg; the console gets the block below
+	log.write(levelDebug, "stopped: %v", err) // kept in dmesg; the console gets the block below
 	msg := fmt.Sprintf("\n*** dockerinit: boot failed ***\n%v\n\nNothing under the Docker root was changed.", err)
 	if rerr := Rescue(log, msg); rerr != nil {
 		log.Errorf("%v", rerr)

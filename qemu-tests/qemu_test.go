@@ -39,6 +39,8 @@ type vm struct {
 	stderr  bytes.Buffer
 	next    int      // lines before this index were consumed by waitFor
 	log     *os.File // the whole console, written as it arrives
+
+	partialMatched bool // waitFor matched the unfinished line: consume it once it is finished
 }
 
 // errGuestStuck stops a wait early: the guest will not get any further.
@@ -156,6 +158,10 @@ func (v *vm) read(stdout io.Reader) {
 
 // addLine records a finished console line; v.mu is held.
 func (v *vm) addLine(l consoleLine) {
+	if v.partialMatched && v.next == len(v.lines) {
+		v.next++ // a waitFor already returned this line while it was unfinished
+	}
+	v.partialMatched = false
 	v.lines = append(v.lines, l)
 	fmt.Fprintln(v.log, l)
 }
@@ -187,6 +193,7 @@ func (v *vm) waitFor(re *regexp.Regexp, timeout time.Duration) (consoleLine, err
 		}
 		v.next = len(v.lines)
 		if p := cleanConsole(v.partial); p != "" && re.MatchString(p) {
+			v.partialMatched = true
 			v.mu.Unlock()
 			return consoleLine{at: time.Since(v.start), text: p}, nil
 		}

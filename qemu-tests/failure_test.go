@@ -51,6 +51,8 @@ func TestFailuresExplainThemselves(t *testing.T) {
 			want: []string{`dockerinit.toml`, `mkbootimg`}},
 		{name: "root is not btrfs", rig: func() *rig { return withDisk(t, r, ext4Disk(t)) },
 			want: []string{`ext4`, `btrfs`}},
+		{name: "kernel differs from the initramfs's modules", rig: func() *rig { return withForeignModules(t, r) },
+			want: []string{`modules for kernel 0\.0\.0-other`, `6\.1\.`, `rebuild the initramfs with mkbootimg`}},
 		{name: "image layer subvolume missing", extra: "docker_image=other_image", rig: func() *rig { return withDisk(t, r, damagedStore(t, r, "other_image")) },
 			want: []string{`other_image`, `missing`, `docker image inspect`}},
 	} {
@@ -204,4 +206,50 @@ func damagedStore(t *testing.T, r *rig, image string) string {
 	}
 	runOrFatal(t, "btrfs", "subvolume", "delete", filepath.Join(mnt, "docker", im.Layer))
 	return img
+}
+
+// withForeignModules is r booting its kernel with an initramfs built for a kernel named
+// 0.0.0-other: the image's modules, seen under another version, as when a kernel is upgraded
+// without rebuilding the initramfs.
+func withForeignModules(t *testing.T, r *rig) *rig {
+	t.Helper()
+	dir := t.TempDir()
+	mnt, fake, out := filepath.Join(dir, "mnt"), filepath.Join(dir, "root"), filepath.Join(dir, "boot")
+	const other = "0.0.0-other"
+	for _, d := range []string{mnt, filepath.Join(fake, "boot"), filepath.Join(fake, "lib/modules", other)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runOrFatal(t, "mount", "-o", "loop,ro,rescue=nologreplay", r.disk, mnt)
+	defer runOrFatal(t, "umount", mnt)
+	store, err := imagestore.Open(os.DirFS(filepath.Join(mnt, "docker")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := store.Resolve("sample_image")
+	if err != nil {
+		t.Fatal(err)
+	}
+	modules := filepath.Join(mnt, "docker", im.Layer, "usr/lib/modules")
+	vers, err := os.ReadDir(modules)
+	if err != nil || len(vers) != 1 {
+		t.Fatalf("the image's kernel modules: %v, %v", vers, err)
+	}
+	runOrFatal(t, "mount", "--bind", filepath.Join(modules, vers[0].Name()), filepath.Join(fake, "lib/modules", other))
+	defer runOrFatal(t, "umount", filepath.Join(fake, "lib/modules", other))
+	runOrFatal(t, "cp", filepath.Join(r.boot, "vmlinuz"), filepath.Join(fake, "boot", "vmlinuz-"+other))
+	bin := filepath.Join(rigTemp, "bin")
+	runOrFatal(t, filepath.Join(bin, "mkbootimg"), "--rootfs", fake, "--out", out, "--init", filepath.Join(bin, "dockerinit"),
+		"--image", "sample_image", "--docker-path", "docker", "--toplayer-path", "boot_docker")
+	// The kernel that boots is the image's own, not the copy named 0.0.0-other.
+	if err := os.Remove(filepath.Join(out, "vmlinuz")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(r.boot, "vmlinuz"), filepath.Join(out, "vmlinuz")); err != nil {
+		t.Fatal(err)
+	}
+	c := *r
+	c.boot = out
+	return &c
 }

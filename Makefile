@@ -37,3 +37,15 @@ qemu-fixture:
 # apt-get install it.
 demo: build
 	bash qemu-tests/demo.sh out/demo
+
+# --- Performance (bench/) ---
+.PHONY: bench
+
+# dockerinit against Debian's initramfs-tools and dracut in one run on this machine (about a
+# quarter of an hour): initramfs size, build time, boots under QEMU, top layer apply against
+# cp -a, snapshot cost. Writes bench/results/latest.{md,svg,json} and the README's Performance
+# section. Needs root, the QEMU test packages and the Debian mirror: apt-get installs the
+# baselines into throwaway copies of the image, never on this machine, and a missing host
+# package is named, not installed (.ci/run installs them). BENCHFLAGS=-rounds=5 for more runs.
+bench: build
+	CGO_ENABLED=0 $(GO) run ./bench/cmd/bench $(BENCHFLAGS)

@@ -65,22 +65,25 @@ func (s Spec) valid() error {
 
 // NotFoundError is Find's error when no device matched in time.
 type NotFoundError struct {
-	Spec Spec
-	Seen []Device // every device of the last scan
+	Spec     Spec
+	Seen     []Device // every device of the last scan
+	NoDriver []string // set by the caller: devices without a driver in the initramfs
 }
 
 func (e *NotFoundError) Error() string {
 	var b strings.Builder
 	if len(e.Seen) == 0 {
 		fmt.Fprintf(&b, "no block device with %s: the kernel found no block devices at all.\n", e.Spec)
+		writeNoDriver(&b, e.NoDriver)
 		b.WriteString("Check that the initramfs has the kernel modules for the disk controller " +
 			"(virtio_blk, nvme, ahci and sd_mod, usb-storage, mmc_block, ...).")
 		return b.String()
 	}
 	fmt.Fprintf(&b, "no block device with %s; %d seen:\n", e.Spec, len(e.Seen))
 	for _, d := range e.Seen {
-		fmt.Fprintf(&b, "  %-14s %9s  %s\n", d.Path, humanSize(d.Size), describe(d))
+		writeDevice(&b, d)
 	}
+	writeNoDriver(&b, e.NoDriver)
 	if hint := e.closeMatch(); hint != "" {
 		fmt.Fprintf(&b, "%s differs only in upper/lower case: labels must match exactly.\n", hint)
 	}
@@ -101,6 +104,11 @@ func (e *NotFoundError) closeMatch() string {
 		}
 	}
 	return ""
+}
+
+// writeDevice writes one line for d: path, size and identities.
+func writeDevice(b *strings.Builder, d Device) {
+	fmt.Fprintf(b, "  %-14s %9s  %s\n", d.Path, humanSize(d.Size), describe(d))
 }
 
 // describe prints a device's identities like blkid, leaving out empty ones.

@@ -14,7 +14,7 @@ import (
 const probeLen = 0x11000
 
 // Probe reads a file system superblock and returns the type, label and UUID
-// as blkid prints them. It knows btrfs, ext2/3/4, xfs and vfat
+// as blkid prints them. It knows btrfs, ext2/3/4, xfs, iso9660 and vfat
 // (FAT12/16/32); anything else gives "", "", "", nil. Only read errors are
 // errors; a device shorter than a superblock is simply not that file system.
 func Probe(r io.ReaderAt) (fstype, label, uuid string, err error) {
@@ -29,6 +29,10 @@ func Probe(r io.ReaderAt) (fstype, label, uuid string, err error) {
 		return "xfs", cString(b[108:120]), formatUUID(b[32:48]), nil
 	case len(b) >= 0x488 && binary.LittleEndian.Uint16(b[0x438:]) == 0xEF53:
 		return extType(b), cString(b[0x478:0x488]), formatUUID(b[0x468:0x478]), nil
+	}
+	// Before FAT: a hybrid ISO also carries a boot sector's 0x55AA.
+	if label, uuid, ok := probeISO9660(b); ok {
+		return "iso9660", label, uuid, nil
 	}
 	if bpb, ok := parseFAT(b); ok {
 		label, err := fatLabel(r, bpb)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -109,6 +110,7 @@ func (s *seq) steps() []step {
 		{"start loading modules", s.startModules},
 		{"find root device", s.findRoot},
 		{"wait for btrfs modules", s.waitForcedModules},
+		{"wait for all btrfs devices", s.assembleRoot},
 		{"mount btrfs top level", s.mountTopLevel},
 		{"resolve image", s.resolveImage},
 		{"make rw layer", s.makeRWLayer},
@@ -121,6 +123,7 @@ func (s *seq) steps() []step {
 		)
 	}
 	return append(steps,
+		step{"link /dev/disk/by-*", s.linkDisks},
 		step{"check init", s.checkInit},
 		step{"mount new root", s.mountNewRoot},
 		step{"finish loading modules", s.finishModules},
@@ -229,7 +232,10 @@ func (s *seq) readParams() error {
 	s.log.Debug = s.p.Debug
 	if err != nil {
 		if s.p.Rescue {
-			return Rescue(s.log, fmt.Sprintf("dockerinit.rescue: the boot parameters are wrong:\n%v", err))
+			// The shell first, as asked; the boot still fails on these parameters afterwards.
+			if rerr := Rescue(s.log, fmt.Sprintf("dockerinit.rescue: the boot parameters are wrong:\n%v", err)); rerr != nil {
+				s.log.Warnf("rescue: %v", rerr)
+			}
 		}
 		return err
 	}
@@ -307,7 +313,44 @@ func (s *seq) findDevice(spec string) (blockdev.Device, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.p.Timeout)
 	defer cancel()
-	return blockdev.Find(ctx, sp)
+	d, err := blockdev.Find(ctx, sp)
+	var nf *blockdev.NotFoundError
+	if errors.As(err, &nf) {
+		nf.NoDriver = s.modules.NoDriver()
+	}
+	return d, err
+}
+
+// assembleRoot waits until the kernel knows every device of a multi-device btrfs root (a RAID1
+// over two disks), within the device timeout; rootflags=degraded boots without the missing ones.
+func (s *seq) assembleRoot() error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.p.Timeout)
+	defer cancel()
+	err := blockdev.AssembleBtrfs(ctx, s.dev)
+	var inc *blockdev.IncompleteError
+	if !errors.As(err, &inc) {
+		return err
+	}
+	inc.NoDriver = s.modules.NoDriver()
+	if slices.Contains(strings.Split(s.p.Root.Flags, ","), "degraded") {
+		s.log.Warnf("rootflags has degraded: mounting anyway. %v", err)
+		return nil
+	}
+	return fmt.Errorf("root=%s: %w", s.p.Root.Device, err)
+}
+
+// linkDisks makes /dev/disk/by-{uuid,label,partuuid,partlabel} as udev would, for the booted
+// system's fstab and tools until its own udev runs: /dev moves into the new root. Not worth
+// failing the boot over.
+func (s *seq) linkDisks() error {
+	devs, err := blockdev.Scan("/sys/class/block", "/dev")
+	if err == nil {
+		err = blockdev.Links("/dev", devs)
+	}
+	if err != nil {
+		s.log.Warnf("/dev/disk links: %v", err)
+	}
+	return nil
 }
 
 func (s *seq) findRoot() error {
@@ -490,7 +533,7 @@ func (s *seq) applyTopLayer() error {
 			if fstype == "" {
 				fstype = dev.FSType
 			}
-			s.loadFSModule(fstype)
+			s.loadFSModule(fstype, tl.Flags)
 			if err := s.mount(dev.Path, topLayerDir, fstype, unix.MS_RDONLY, tl.Flags); err != nil {
 				return s.topLayerMissing(err)
 			}
@@ -515,11 +558,42 @@ func (s *seq) applyTopLayer() error {
 
 // loadFSModule loads the driver of a file system type; one the initramfs lacks may be built in,
 // which the mount will tell.
-func (s *seq) loadFSModule(fstype string) {
+func (s *seq) loadFSModule(fstype, flags string) {
 	var nb *kmod.NotBundledError
-	if err := s.modules.Load("fs-" + fstype); err != nil && !errors.As(err, &nb) {
+	if err := s.modules.Load(fsModules(fstype, flags)...); err != nil && !errors.As(err, &nb) {
 		s.log.Warnf("module for %s: %v", fstype, err)
 	}
+}
+
+// fsModules names the modules a mount of fstype with the options flags needs: the file system's,
+// and the character sets FAT and ISO 9660 look up by name at mount time, which the kernel cannot
+// load itself in an initramfs without modprobe. Without codepage= or iocharset=, the defaults
+// the kernel was configured with: 437, and ascii (Debian's FAT default), utf8 or iso8859-1.
+func fsModules(fstype, flags string) []string {
+	codepages, iocharsets := []string{"437"}, []string{"ascii", "utf8", "iso8859-1"}
+	for o := range strings.SplitSeq(flags, ",") {
+		k, v, _ := strings.Cut(o, "=")
+		switch k {
+		case "codepage":
+			codepages = []string{v}
+		case "iocharset":
+			iocharsets = []string{v}
+		}
+	}
+	mods := []string{"fs-" + fstype}
+	switch fstype {
+	case "vfat", "msdos":
+		for _, c := range codepages {
+			mods = append(mods, "nls_cp"+c)
+		}
+	case "iso9660":
+	default:
+		return mods
+	}
+	for _, c := range iocharsets {
+		mods = append(mods, "nls_"+c)
+	}
+	return mods
 }
 
 // topLayerMissing lets the boot go on without the top layer unless the configuration requires it.

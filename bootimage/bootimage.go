@@ -26,6 +26,7 @@ type Options struct {
 	Config     bootparam.Config
 	Modules    []string // module names or aliases to add to the module set
 	NoModules  bool     // kernels with everything built in
+	HostSys    string   // bundle only what the machine with this sysfs (/sys) uses: --modules host
 	Out        string   // directory for vmlinuz and initramfs.img
 }
 
@@ -84,8 +85,15 @@ func Build(o Options) (*Result, error) {
 		if k.Modules == "" {
 			return nil, fmt.Errorf("the image has kernel %s but no lib/modules/%s: install the kernel's modules in the image, or pass --modules none for a kernel with everything built in", k.Version, k.Version)
 		}
-		// btrfs is always loaded; the generic set is bundled and loaded only for the hardware present.
-		files, err := modtree.Bundle(filepath.Dir(k.Modules), k.Version, append([]string{"btrfs"}, o.Modules...), modtree.Generic...)
+		// btrfs is always loaded; the generic set (or this machine's share of it) is bundled and
+		// loaded only for the hardware present.
+		optional := modtree.Generic
+		if o.HostSys != "" {
+			if optional, err = modtree.Host(filepath.Dir(k.Modules), k.Version, o.HostSys); err != nil {
+				return nil, fmt.Errorf("--modules host: %w", err)
+			}
+		}
+		files, err := modtree.Bundle(filepath.Dir(k.Modules), k.Version, append([]string{"btrfs"}, o.Modules...), optional...)
 		if err != nil {
 			return nil, fmt.Errorf("modules of kernel %s: %w", k.Version, err)
 		}

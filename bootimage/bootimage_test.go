@@ -20,7 +20,7 @@ func TestBuildFromRootFS(t *testing.T) {
 	build := func(out string) *Result {
 		t.Helper()
 		res, err := Build(Options{
-			RootFS: root, Init: initBin, Out: out, Image: "desktop:latest",
+			RootFS: root, Init: initBin, Out: out, Image: "desktop:latest", NoModules: true, // modules: see kmod/modtree and the QEMU tests
 			Config: bootparam.Config{Root: bootparam.RootConfig{DockerPath: "docker"}, TopLayer: bootparam.TopLayerConfig{Path: "boot_docker"}},
 		})
 		if err != nil {

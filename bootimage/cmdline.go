@@ -1,14 +1,9 @@
 package bootimage
 
 import (
-	"bufio"
-	"fmt"
-	"os"
-	"path"
-	"path/filepath"
 	"strings"
 
-	"github.com/dockerinit/dockerinit/blockdev"
+	"github.com/dockerinit/dockerinit/bootloader"
 	"github.com/dockerinit/dockerinit/bootparam"
 )
 
@@ -35,13 +30,6 @@ func Cmdline(cfg bootparam.Config, dockerRoot string) string {
 		args = append(args, "toplayer="+first(cfg.TopLayer.Device, root), "toplayer_path="+cfg.TopLayer.Path)
 	}
 	return strings.Join(args, " ")
-}
-
-// RefindEntry is a stanza for refind.conf; dir is where vmlinuz and initramfs.img sit, relative to
-// the volume rEFInd loads them from.
-func RefindEntry(title, volume, dir, cmdline string) string {
-	return fmt.Sprintf("menuentry %q {\n  volume %s\n  loader %s/vmlinuz\n  initrd %s/initramfs.img\n  options %q\n}\n",
-		title, volume, dir, dir, cmdline)
 }
 
 func first(vals ...string) string {
@@ -71,76 +59,13 @@ func locate(dockerRoot string) location {
 	if dockerRoot == "" {
 		return location{}
 	}
-	abs, err := filepath.Abs(dockerRoot)
-	if err != nil {
+	loc, err := bootloader.Locate(dockerRoot)
+	if loc.Volume.FSType != "btrfs" {
 		return location{}
 	}
-	if r, err := filepath.EvalSymlinks(abs); err == nil {
-		abs = r
+	l := location{path: strings.TrimPrefix(loc.Path, "/")}
+	if err == nil {
+		l.device = loc.Volume.Spec()
 	}
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return location{}
-	}
-	defer f.Close()
-	var best struct{ mnt, root, fstype, source string }
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// id parent maj:min root mountpoint options [optional...] - fstype source superoptions
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i, f := range fields {
-			if f == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 5 || sep+2 >= len(fields) {
-			continue
-		}
-		mnt := unescape(fields[4])
-		if (abs == mnt || strings.HasPrefix(abs, strings.TrimSuffix(mnt, "/")+"/")) && len(mnt) >= len(best.mnt) {
-			best.mnt, best.root, best.fstype, best.source = mnt, unescape(fields[3]), fields[sep+1], fields[sep+2]
-		}
-	}
-	if best.fstype != "btrfs" {
-		return location{}
-	}
-	rel, err := filepath.Rel(best.mnt, abs)
-	if err != nil {
-		return location{}
-	}
-	loc := location{path: strings.TrimPrefix(path.Join(best.root, filepath.ToSlash(rel)), "/")}
-	if dev, err := os.Open(best.source); err == nil {
-		defer dev.Close()
-		if _, label, uuid, err := blockdev.Probe(dev); err == nil {
-			switch {
-			case label != "":
-				loc.device = "LABEL=" + label
-			case uuid != "":
-				loc.device = "UUID=" + uuid
-			}
-		}
-	}
-	return loc
-}
-
-// unescape undoes mountinfo's octal escapes of spaces and the like.
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var c byte
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &c); err == nil {
-				b.WriteByte(c)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return l
 }

@@ -102,12 +102,6 @@ func TestCmdline(t *testing.T) {
 	}
 }
 
-func TestUnescape(t *testing.T) {
-	if got := unescape(`/mnt/my\040disk`); got != "/mnt/my disk" {
-		t.Errorf("got %q", got)
-	}
-}
-
 func TestBuildRefusesBadInput(t *testing.T) {
 	docker := t.TempDir()
 	for _, tc := range []struct {

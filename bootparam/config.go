@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/dockerinit/dockerinit/rescue/password"
 )
 
 // Where dockerinit finds its configuration inside the initramfs.
@@ -24,6 +26,7 @@ type Config struct {
 	Root     RootConfig     `toml:"root,omitempty"`
 	TopLayer TopLayerConfig `toml:"toplayer,omitempty"`
 	Boot     BootConfig     `toml:"boot,omitempty"`
+	Rescue   RescueConfig   `toml:"rescue,omitempty"`
 }
 
 // RootConfig is the [root] table: the btrfs file system holding Docker.
@@ -50,6 +53,13 @@ type BootConfig struct {
 	Init    string `toml:"init,omitempty"`
 	Timeout string `toml:"timeout,omitempty"` // "30s", "1m" or bare seconds "45"
 	Debug   bool   `toml:"debug,omitempty"`
+}
+
+// RescueConfig is the [rescue] table: what guards the rescue shell.
+type RescueConfig struct {
+	// PasswordHash, when set, is asked for before the rescue shell opens: a SHA-crypt hash
+	// ("$6$..." from `openssl passwd -6`). The kernel command line cannot override it.
+	PasswordHash string `toml:"password_hash,omitempty"`
 }
 
 // UnknownKeysError reports keys of dockerinit.toml that dockerinit does not
@@ -109,7 +119,7 @@ func (c Config) Encode() ([]byte, error) {
 func (c Config) validate() error {
 	for _, s := range []string{c.Image, c.Root.Device, c.Root.FSType, c.Root.Flags, c.Root.DockerPath,
 		c.Root.RWLayer, c.TopLayer.Device, c.TopLayer.FSType, c.TopLayer.Flags, c.TopLayer.Path,
-		c.Boot.Init, c.Boot.Timeout} {
+		c.Boot.Init, c.Boot.Timeout, c.Rescue.PasswordHash} {
 		if !utf8.ValidString(s) {
 			return fmt.Errorf("%s: value %q is not valid UTF-8, which TOML requires", ConfigPath, s)
 		}
@@ -119,7 +129,33 @@ func (c Config) validate() error {
 			return fmt.Errorf("%s: boot.timeout %q: %w; give e.g. \"30s\", \"2m\" or bare seconds \"45\"", ConfigPath, c.Boot.Timeout, err)
 		}
 	}
+	return c.Rescue.validate()
+}
+
+func (r RescueConfig) validate() error {
+	if r.PasswordHash == "" {
+		return nil
+	}
+	if err := password.Check(r.PasswordHash); err != nil {
+		return fmt.Errorf("%s: rescue.password_hash: %w", ConfigPath, err)
+	}
 	return nil
+}
+
+// DecodeRescue reads only the [rescue] table of dockerinit.toml and ignores every other key, so
+// that a configuration the boot refuses (a typo elsewhere) still guards the rescue shell, which is
+// where such a boot ends up.
+func DecodeRescue(data []byte) (RescueConfig, error) {
+	var c struct {
+		Rescue RescueConfig `toml:"rescue"`
+	}
+	if _, err := toml.Decode(string(data), &c); err != nil {
+		return RescueConfig{}, fmt.Errorf("decode %s: %w", ConfigPath, err)
+	}
+	if err := c.Rescue.validate(); err != nil {
+		return RescueConfig{}, err
+	}
+	return c.Rescue, nil
 }
 
 // validKeys lists the dotted keys of Config from its toml tags, so the list

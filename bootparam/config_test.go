@@ -22,6 +22,9 @@ init = "/sbin/init"
 timeout = "30s"
 `
 
+// testHash is `openssl passwd -6 -salt saltsalt hello`.
+const testHash = "$6$saltsalt$YTeBOLnmm3CoeJTzBuijUEtOEWCqrw/nQ8/AeMmON4LGp3k0ZiMjC1OdqzWFUAfDQBvYkOch9BWtQTBcZ1E/p0"
+
 var designConfig = Config{
 	Image:    "desktop:latest",
 	Root:     RootConfig{Device: "LABEL=linux", Flags: "compress=zstd", DockerPath: "docker", RWLayer: "docker_rwlayer"},
@@ -57,18 +60,21 @@ required = true
 init = "/lib/systemd/systemd"
 timeout = "45"
 debug = true
+[rescue]
+password_hash = "` + testHash + `"
 `,
 			want: Config{
 				Image:    "sha256:abcd",
 				Root:     RootConfig{Device: "UUID=1", FSType: "btrfs", Flags: "subvol=x,noatime", DockerPath: "/var/lib/docker", RWLayer: "rw"},
 				TopLayer: TopLayerConfig{Device: "/dev/sdb1", FSType: "ext4", Flags: "ro", Path: "/", Required: true},
 				Boot:     BootConfig{Init: "/lib/systemd/systemd", Timeout: "45", Debug: true},
+				Rescue:   RescueConfig{PasswordHash: testHash},
 			},
 		},
 		{
 			name:    "unknown keys named with the valid ones",
 			in:      "imag = \"x\"\n[root]\ndevice = \"a\"\nrw_layer = \"b\"\n[boot]\ntimout = \"3s\"\n",
-			wantErr: []string{"imag, root.rw_layer, boot.timout", "valid keys are image, root.device, root.fstype, root.flags, root.docker_path, root.rwlayer, toplayer.device, toplayer.fstype, toplayer.flags, toplayer.path, toplayer.required, boot.init, boot.timeout, boot.debug"},
+			wantErr: []string{"imag, root.rw_layer, boot.timout", "valid keys are image, root.device, root.fstype, root.flags, root.docker_path, root.rwlayer, toplayer.device, toplayer.fstype, toplayer.flags, toplayer.path, toplayer.required, boot.init, boot.timeout, boot.debug, rescue.password_hash"},
 		},
 		{
 			name:    "unknown table named once",
@@ -79,6 +85,8 @@ debug = true
 		{name: "table given as string", in: `root = "LABEL=linux"`, wantErr: []string{ConfigPath, "root"}},
 		{name: "syntax error", in: "image = desktop\n", wantErr: []string{ConfigPath, "line 1"}},
 		{name: "bad timeout", in: "[boot]\ntimeout = \"soon\"\n", wantErr: []string{`boot.timeout "soon": not a duration`}},
+		{name: "bad password hash", in: "[rescue]\npassword_hash = \"hunter2\"\n", wantErr: []string{ConfigPath, "rescue.password_hash", "openssl passwd -6"}},
+		{name: "yescrypt password hash", in: "[rescue]\npassword_hash = \"$y$j9T$abc$def\"\n", wantErr: []string{"rescue.password_hash", "$y$ is not supported", "mkpasswd -m sha-512"}},
 		{name: "zero timeout", in: "[boot]\ntimeout = \"0s\"\n", wantErr: []string{`boot.timeout "0s": not a positive duration`}},
 	}
 	for _, tt := range tests {
@@ -149,6 +157,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 		{Image: "x"},
 		{Boot: BootConfig{Debug: true}},
 		{TopLayer: TopLayerConfig{Required: true}},
+		{Image: "x", Rescue: RescueConfig{PasswordHash: testHash}},
 		{Image: "we\"ird\\ \n\t\x01 ünïcode", Root: RootConfig{Flags: "a=b,c"}, Boot: BootConfig{Timeout: "90"}},
 	}
 	for _, c := range tests {
@@ -174,10 +183,46 @@ func TestEncodeRefuses(t *testing.T) {
 	}{
 		{"bad timeout", Config{Boot: BootConfig{Timeout: "later"}}, `boot.timeout "later"`},
 		{"invalid utf-8", Config{Image: "a\xffb"}, "not valid UTF-8"},
+		{"bad password hash", Config{Rescue: RescueConfig{PasswordHash: "$6$salt$short"}}, "rescue.password_hash: password hash: the digest is not 86 characters"},
 	}
 	for _, tt := range tests {
 		if _, err := tt.c.Encode(); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: Encode error = %v, want one containing %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestEncodeRescue(t *testing.T) {
+	got, err := Config{Image: "x", Rescue: RescueConfig{PasswordHash: testHash}}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "image = \"x\"\n\n[rescue]\n  password_hash = \"" + testHash + "\"\n"
+	if string(got) != want {
+		t.Errorf("Encode:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestDecodeRescue(t *testing.T) {
+	tests := []struct {
+		name, in, want, wantErr string
+	}{
+		{name: "no rescue table", in: designExample},
+		{name: "hash", in: "[rescue]\npassword_hash = \"" + testHash + "\"\n", want: testHash},
+		{name: "hash beside keys the boot refuses", in: "imagee = \"x\"\n[boot]\ntimeout = \"soon\"\n[rescue]\npassword_hash = \"" + testHash + "\"\n", want: testHash},
+		{name: "malformed hash", in: "[rescue]\npassword_hash = \"secret\"\n", wantErr: "rescue.password_hash: password hash: it does not start with $5$ or $6$"},
+		{name: "syntax error", in: "[rescue\n", wantErr: "decode " + ConfigPath},
+		{name: "wrong type", in: "[rescue]\npassword_hash = 1\n", wantErr: "decode " + ConfigPath},
+	}
+	for _, tt := range tests {
+		got, err := DecodeRescue([]byte(tt.in))
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("%s: DecodeRescue: %v", tt.name, err)
+		case tt.wantErr == "" && got.PasswordHash != tt.want:
+			t.Errorf("%s: DecodeRescue = %q, want %q", tt.name, got.PasswordHash, tt.want)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("%s: DecodeRescue error = %v, want one containing %q", tt.name, err, tt.wantErr)
 		}
 	}
 }
@@ -216,6 +261,7 @@ func FuzzDecodeConfig(f *testing.F) {
 	f.Add([]byte(designExample))
 	f.Add([]byte("[boot]\ntimeout = \"45\"\ndebug = true\n[toplayer]\nrequired = true\n"))
 	f.Add([]byte("a.b.c = 1\n[[x]]\n"))
+	f.Add([]byte("[rescue]\npassword_hash = \"" + testHash + "\"\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := DecodeConfig(data)
 		if err != nil {

@@ -289,6 +289,34 @@ func TestNestedSubvolumes(t *testing.T) {
 	}
 }
 
+func TestSubvolumes(t *testing.T) {
+	top := newBtrfs(t)
+	rw := subvolume(t, filepath.Join(top, "rw"))
+	if err := os.MkdirAll(filepath.Join(rw, "a/b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		rw,
+		subvolume(t, filepath.Join(rw, "a/b/deep")),
+		subvolume(t, filepath.Join(rw, "direct")),
+		subvolume(t, filepath.Join(rw, "direct/grandchild")),
+		subvolume(t, filepath.Join(top, "other")),
+	}
+	got, err := Subvolumes(top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("Subvolumes(top level) = %q, want %q", got, want)
+	}
+	var nse *NotSubvolumeError
+	if _, err := Subvolumes(filepath.Join(rw, "a")); !errors.As(err, &nse) {
+		t.Errorf("Subvolumes of a plain directory = %v, want a *NotSubvolumeError", err)
+	}
+}
+
 func TestStructSizes(t *testing.T) {
 	for _, tt := range []struct {
 		name      string

@@ -166,3 +166,25 @@ func parseRootRefs(buf []byte, n uint32, parent uint64, refs []childRef) ([]chil
 	}
 	return refs, last, nil
 }
+
+// Subvolumes returns the paths of every subvolume below the subvolume at dir, at any depth,
+// parents before their children. It reads the subvolume tree (ROOT_REF items) instead of walking
+// directories, which on a full root file system takes seconds.
+func Subvolumes(dir string) ([]string, error) {
+	if ok, err := IsSubvolume(dir); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, &NotSubvolumeError{Path: dir, Reason: "not the root of a subvolume (mount one, e.g. the top level with subvolid=5, and give its mount point)"}
+	}
+	var out []string
+	queue := []string{dir}
+	for len(queue) > 0 {
+		kids, err := nestedSubvolumes(queue[0])
+		if err != nil {
+			return out, fmt.Errorf("subvolumes in %s: %w", queue[0], err)
+		}
+		queue = append(queue[1:], kids...)
+		out = append(out, kids...)
+	}
+	return out, nil
+}

@@ -1,5 +1,6 @@
-// Package initramfs writes the initramfs: a newc cpio archive, zstd-compressed, byte-for-byte
-// reproducible (sorted entries, owner root, mtime 0, parents created 0755).
+// Package initramfs owns the initramfs format: it writes dockerinit's (a newc cpio archive,
+// zstd-compressed, byte-for-byte reproducible: sorted entries, mtime 0, parents created 0755) and
+// reads, lists and unpacks any initramfs the kernel would take.
 package initramfs
 
 import (
@@ -22,8 +23,10 @@ type Entry struct {
 	Mode   fs.FileMode // type bits + permissions; 0 type bits = regular file
 	Data   []byte      // regular files
 	Target string      // symlinks
-	Major  uint32      // character devices
+	Major  uint32      // devices
 	Minor  uint32
+	UID    uint32 // owner; 0 (root) in what mkbootimg builds
+	GID    uint32
 }
 
 // File, Dir, Symlink and CharDev build the common entries.
@@ -132,7 +135,7 @@ func record(e Entry) (cpio.Record, error) {
 	if e.Mode&fs.ModeSticky != 0 {
 		perm |= cpio.S_ISVTX
 	}
-	info := cpio.Info{Name: e.Path, NLink: 1}
+	info := cpio.Info{Name: e.Path, NLink: 1, UID: uint64(e.UID), GID: uint64(e.GID)}
 	switch {
 	case e.Mode.IsDir():
 		info.Mode, info.NLink = cpio.S_IFDIR|perm, 2

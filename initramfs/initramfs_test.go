@@ -118,17 +118,3 @@ func TestGNUCpioReads(t *testing.T) {
 		}
 	}
 }
-
-// FuzzRead: any bytes give entries or an error, never a panic (mkbootimg reads users' archives).
-func FuzzRead(f *testing.F) {
-	var buf bytes.Buffer
-	if err := Write(&buf, sample()); err != nil {
-		f.Fatal(err)
-	}
-	f.Add(buf.Bytes())
-	f.Add([]byte("070701"))
-	f.Add([]byte{0x1f, 0x8b, 0, 0})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		_, _ = Read(data)
-	})
-}

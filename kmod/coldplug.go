@@ -2,11 +2,7 @@ package kmod
 
 import (
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/dockerinit/dockerinit/kmod/internal/modindex"
 )
@@ -24,12 +20,12 @@ func (l *Loader) Coldplug(sysDevices string) {
 	}
 	l.busy++
 	go func() {
-		devs, err := modaliases(sysDevices)
+		devs, err := modindex.DeviceModaliases(sysDevices)
 		l.plug(devs)
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if err != nil {
-			l.scanErrs = append(l.scanErrs, err)
+			l.scanErrs = append(l.scanErrs, fmt.Errorf("coldplug: %w", err))
 		}
 		l.busy--
 		l.idle.Broadcast()
@@ -40,10 +36,13 @@ func (l *Loader) Coldplug(sysDevices string) {
 func (l *Loader) plug(modaliases []string) {
 	l.mu.Lock()
 	var fresh []string
-	for _, m := range modaliases {
-		if m = modindex.Name(m); !l.seen[m] {
+	for _, raw := range modaliases {
+		if m := modindex.Name(raw); !l.seen[m] {
 			l.seen[m] = true
 			fresh = append(fresh, m)
+			if what := storageKind(m); what != "" && !l.hasDriverLocked(m) {
+				l.noDriver = append(l.noDriver, raw+" ("+what+")")
+			}
 		}
 	}
 	l.mu.Unlock()
@@ -72,35 +71,4 @@ func matchAliases(aliases []modindex.Alias, modaliases []string) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// modaliases returns the distinct contents of every modalias file under dir. Sysfs links
-// (subsystem, driver, ...) are not followed, so each device is seen once.
-func modaliases(dir string) ([]string, error) {
-	seen := map[string]bool{}
-	var out []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == dir {
-				return err
-			}
-			return nil // a device that went away while walking
-		}
-		if d.Name() != "modalias" || !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil
-		}
-		if s := strings.TrimSpace(string(b)); s != "" && !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("coldplug: walk %s: %w", dir, err)
-	}
-	return out, nil
 }

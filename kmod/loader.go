@@ -38,6 +38,7 @@ type Loader struct {
 	jobs       []*job          // by plan position, nil until started
 	busy       int             // jobs and coldplug scans in flight
 	seen       map[string]bool // device modaliases already matched
+	noDriver   []string        // of them, storage devices no plan module matches
 	scanErrs   []error
 	sysDevices string // of the last Coldplug, scanned again when uevents were lost
 

@@ -50,7 +50,8 @@ func addBuildFlags(fs *flag.FlagSet) *buildFlags {
 	fs.StringVar(&b.cfg.Root.DockerPath, "docker-path", "", "Docker root relative to the btrfs top level (TOML root.docker_path; default: found from --docker-root's mount)")
 	fs.StringVar(&b.cfg.TopLayer.Device, "toplayer", "", "device holding the top layer folder (TOML toplayer.device; default: the root device)")
 	fs.StringVar(&b.cfg.TopLayer.Path, "toplayer-path", "", "top layer folder on that device (TOML toplayer.path)")
-	fs.StringVar(&b.modules, "modules", "generic", "module set: generic (btrfs, file systems, common disk, USB and input drivers) or none")
+	fs.StringVar(&b.modules, "modules", "generic", "module set: generic (btrfs, file systems, common disk, USB and input drivers), "+
+		"host (btrfs, file systems, and the disk, USB and input drivers this machine uses: smaller, boots this machine) or none")
 	fs.Func("add-module", "a further kernel module or alias to include and always load (repeatable)", func(s string) error {
 		b.o.Modules = append(b.o.Modules, s)
 		return nil
@@ -64,10 +65,12 @@ func (b *buildFlags) options(out string) (bootimage.Options, error) {
 	o.Out = out
 	switch b.modules {
 	case "generic":
+	case "host":
+		o.HostSys = "/sys"
 	case "none":
 		o.NoModules = true
 	default:
-		return o, fmt.Errorf("--modules %s: want generic or none", b.modules)
+		return o, fmt.Errorf("--modules %s: want generic, host or none", b.modules)
 	}
 	if b.configPath != "" {
 		data, err := os.ReadFile(b.configPath)
@@ -110,12 +113,7 @@ func runBuild(args []string) error {
 		fmt.Printf("image %s (%s)\n", res.Image, res.ImageID)
 	}
 	fmt.Printf("\nkernel command line:\n  %s\n", res.Cmdline)
-	title := "dockerinit"
-	if res.Image != "" {
-		title += " " + res.Image
-	}
-	fmt.Printf("\nrEFInd entry (refind.conf; loader and initrd relative to the volume that holds them):\n%s",
-		bootimage.RefindEntry(title, "linux", filepath.Base(o.Out), res.Cmdline))
+	fmt.Printf("\nrEFInd entry (refind.conf; loader and initrd relative to the volume that holds them):\n%s", refindForBuild(res, o.Out))
 	return nil
 }
 

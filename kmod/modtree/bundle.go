@@ -37,12 +37,9 @@ type File struct {
 // from the firmware directory beside modulesDir when it is there. The output is sorted by path
 // and identical for identical inputs.
 func Bundle(modulesDir, kver string, names []string, optional ...string) ([]File, error) {
-	if kver == "" || strings.ContainsRune(kver, '/') || !filepath.IsLocal(kver) {
-		return nil, fmt.Errorf("kernel version %q: expected a directory name under %s, like 6.1.0-28-amd64", kver, modulesDir)
-	}
-	dir, err := os.OpenRoot(filepath.Join(modulesDir, kver))
+	dir, err := openModules(modulesDir, kver)
 	if err != nil {
-		return nil, fmt.Errorf("kernel %s modules: %w (is %s the image's lib/modules, and %s a directory in it?)", kver, err, modulesDir, kver)
+		return nil, err
 	}
 	defer dir.Close()
 	dc, err := newDecompressor()
@@ -105,6 +102,18 @@ func Bundle(modulesDir, kver string, names []string, optional ...string) ([]File
 		File{Path: prefix + "modules.alias", Data: aliasBuf.Bytes(), Mode: 0o644})
 	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
 	return files, nil
+}
+
+// openModules opens the modules directory of kernel kver under modulesDir.
+func openModules(modulesDir, kver string) (*os.Root, error) {
+	if kver == "" || strings.ContainsRune(kver, '/') || !filepath.IsLocal(kver) {
+		return nil, fmt.Errorf("kernel version %q: expected a directory name under %s, like 6.1.0-28-amd64", kver, modulesDir)
+	}
+	dir, err := os.OpenRoot(filepath.Join(modulesDir, kver))
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s modules: %w (is %s the image's lib/modules, and %s a directory in it?)", kver, err, modulesDir, kver)
+	}
+	return dir, nil
 }
 
 // firmwareFiles returns the firmware files named, decompressed, as lib/firmware/NAME (where the

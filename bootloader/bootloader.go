@@ -1,0 +1,200 @@
+// Package bootloader owns the boot menu entries that start dockerinit: rEFInd stanzas and
+// refind_linux.conf lines, GRUB menu entries and systemd-boot (Boot Loader Specification Type #1)
+// entries, rendered and parsed back, and their installation into a user's boot manager
+// configuration without touching anything else in it. Disk images are in bootloader/diskimage.
+package bootloader
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/distribution/reference"
+
+	"github.com/dockerinit/dockerinit/bootparam"
+)
+
+// Kind is a boot manager.
+type Kind string
+
+// The boot managers entries are made for.
+const (
+	Refind      Kind = "refind"       // a menuentry stanza for refind.conf
+	RefindLinux Kind = "refind-linux" // a line of refind_linux.conf, beside the kernel
+	GRUB        Kind = "grub"         // a menuentry for grub.cfg or custom.cfg
+	SystemdBoot Kind = "systemd-boot" // a Boot Loader Specification Type #1 entry file
+)
+
+// Kinds lists every Kind, for help texts.
+var Kinds = []Kind{Refind, RefindLinux, GRUB, SystemdBoot}
+
+// ParseKind reads a boot manager name as users write it.
+func ParseKind(s string) (Kind, error) {
+	switch strings.ToLower(s) {
+	case "refind":
+		return Refind, nil
+	case "refind-linux", "refind_linux", "refind_linux.conf":
+		return RefindLinux, nil
+	case "grub", "grub2":
+		return GRUB, nil
+	case "systemd-boot", "sd-boot", "bls":
+		return SystemdBoot, nil
+	}
+	return "", fmt.Errorf("unknown boot manager %q: want one of %s", s, kindList())
+}
+
+func kindList() string {
+	names := make([]string, len(Kinds))
+	for i, k := range Kinds {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
+}
+
+// Volume names the file system that holds a kernel and its initramfs. The zero Volume is the
+// one the boot manager itself was loaded from (the ESP).
+type Volume struct {
+	FSType string // as blkid names it: btrfs, vfat, ext4, xfs; picks the GRUB module to load
+	Label  string // rEFInd's "volume", GRUB's search --label
+	UUID   string // GRUB's search --fs-uuid, preferred to the label: labels repeat across disks
+}
+
+// IsZero reports whether v is the boot manager's own volume.
+func (v Volume) IsZero() bool { return v.Label == "" && v.UUID == "" }
+
+// Spec is v as a device on the kernel command line: LABEL=... or UUID=...; "" for the zero Volume.
+func (v Volume) Spec() string {
+	switch {
+	case v.Label != "":
+		return "LABEL=" + v.Label
+	case v.UUID != "":
+		return "UUID=" + v.UUID
+	}
+	return ""
+}
+
+// Entry is one boot menu entry: a kernel and an initramfs on a volume, and the command line.
+type Entry struct {
+	ID      string // stable name: the marker of an installed block, the BLS file name, GRUB's --id
+	Title   string // what the menu shows
+	Volume  Volume // where Kernel and Initrd are; zero: the boot manager's own volume
+	Kernel  string // absolute slash path on Volume
+	Initrd  string
+	Cmdline string
+}
+
+// ImageEntry is the entry that boots image ref with the kernel and initramfs.img in dir, an
+// absolute slash path on vol. The command line gets docker_image=ref, so that one initramfs can
+// boot any image of the store from its own entry, and the title names the image and its tag.
+func ImageEntry(ref string, vol Volume, dir, cmdline string) (Entry, error) {
+	name, slug, err := imageName(ref)
+	if err != nil {
+		return Entry{}, err
+	}
+	if !strings.HasPrefix(dir, "/") {
+		return Entry{}, fmt.Errorf("kernel directory %q: want an absolute path on its volume, such as /boot/dockerinit", dir)
+	}
+	return Entry{
+		ID:      "dockerinit-" + slug,
+		Title:   "dockerinit " + name,
+		Volume:  vol,
+		Kernel:  path.Join(dir, "vmlinuz"),
+		Initrd:  path.Join(dir, "initramfs.img"),
+		Cmdline: withImage(cmdline, ref),
+	}, nil
+}
+
+// ImageSlug is ref reduced to a file name: what ImageEntry's ID holds after "dockerinit-".
+func ImageSlug(ref string) (string, error) {
+	_, slug, err := imageName(ref)
+	return slug, err
+}
+
+var (
+	imageIDRef = regexp.MustCompile(`^(sha256:)?([0-9a-f]{64})$`)
+	shortIDRef = regexp.MustCompile(`^sha256:([0-9a-f]{4,63})$`)
+	unsafeSlug = regexp.MustCompile(`[^a-z0-9._]+`)
+)
+
+// imageName returns how a menu shows ref (name:tag, or the image ID cut to 12 digits) and a
+// file-name-safe form of it.
+func imageName(ref string) (name, slug string, err error) {
+	if m := imageIDRef.FindStringSubmatch(ref); m != nil {
+		return "image sha256:" + m[2][:12], "sha256-" + m[2][:12], nil
+	}
+	if m := shortIDRef.FindStringSubmatch(ref); m != nil {
+		short := m[1][:min(12, len(m[1]))]
+		return "image sha256:" + short, "sha256-" + short, nil
+	}
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return "", "", fmt.Errorf("image %q: %w (want name[:tag], name@sha256:..., or an image ID sha256:...)", ref, err)
+	}
+	name = reference.FamiliarString(reference.TagNameOnly(named))
+	slug = strings.Trim(unsafeSlug.ReplaceAllString(strings.ToLower(name), "-"), "-")
+	if d, ok := named.(reference.Digested); ok {
+		// name@sha256:<64 hex> would make an unreadably long file name.
+		slug = strings.Trim(unsafeSlug.ReplaceAllString(strings.ToLower(reference.FamiliarName(named)), "-"), "-") +
+			"-" + d.Digest().Encoded()[:12]
+	}
+	return name, slug, nil
+}
+
+// withImage sets docker_image=ref on cmdline, replacing any other, before a "--" that starts
+// init's arguments.
+func withImage(cmdline, ref string) string {
+	c := bootparam.ParseCmdline(cmdline)
+	c.Params = slices.DeleteFunc(c.Params, func(p bootparam.Param) bool { return p.Key == "docker_image" })
+	c.Params = append(c.Params, bootparam.Param{Key: "docker_image", Value: ref, HasValue: true})
+	return strings.Join(cmdlineWords(c), " ")
+}
+
+// cmdlineWords are the words of a parsed command line as the kernel reads them back: a value
+// holding white space is double-quoted.
+func cmdlineWords(c bootparam.Cmdline) []string {
+	var words []string
+	for _, p := range c.Params {
+		w := p.String()
+		if strings.ContainsAny(p.Value, " \t") {
+			w = p.Key + `="` + p.Value + `"`
+		}
+		words = append(words, w)
+	}
+	if len(c.Init) > 0 {
+		words = append(append(words, "--"), c.Init...)
+	}
+	return words
+}
+
+// Render writes e in the syntax of boot manager k.
+func Render(k Kind, e Entry) (string, error) {
+	switch k {
+	case Refind:
+		return RefindStanza(e)
+	case RefindLinux:
+		return RefindLinuxLine(e)
+	case GRUB:
+		return GRUBEntry(e)
+	case SystemdBoot:
+		return BLSEntry(e)
+	}
+	return "", fmt.Errorf("unknown boot manager %q: want one of %s", k, kindList())
+}
+
+// checkEntry refuses what no boot manager can express.
+func checkEntry(e Entry) error {
+	for _, f := range []struct{ name, v string }{{"title", e.Title}, {"kernel", e.Kernel}, {"initrd", e.Initrd}, {"command line", e.Cmdline}} {
+		if strings.ContainsAny(f.v, "\n\r") {
+			return fmt.Errorf("entry %s: the %s %q holds a line break", e.ID, f.name, f.v)
+		}
+	}
+	if e.Title == "" || e.Kernel == "" {
+		return fmt.Errorf("entry %q: a title and a kernel are required", e.ID)
+	}
+	if !strings.HasPrefix(e.Kernel, "/") || (e.Initrd != "" && !strings.HasPrefix(e.Initrd, "/")) {
+		return fmt.Errorf("entry %s: kernel %q and initrd %q must be absolute paths on their volume", e.ID, e.Kernel, e.Initrd)
+	}
+	return nil
+}

@@ -1,0 +1,410 @@
+// Package diskimage owns bootable raw disk images: a GPT disk with an EFI system partition
+// (FAT32, written with go-diskfs) holding a boot manager, its configuration and the kernel and
+// initramfs, and a second partition for the btrfs file system that holds the Docker data root.
+package diskimage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/diskfs/go-diskfs/backend/file"
+	"github.com/diskfs/go-diskfs/disk"
+	"github.com/diskfs/go-diskfs/filesystem"
+	"github.com/diskfs/go-diskfs/partition/gpt"
+
+	"github.com/dockerinit/dockerinit/blockdev"
+	"github.com/dockerinit/dockerinit/bootloader"
+)
+
+const (
+	sector = 512
+	mib    = 1 << 20
+	// DefaultESPSize holds a boot manager and several kernels with their initramfs. FAT32 needs
+	// 65525 clusters, which go-diskfs does not check: keep the ESP above 34 MiB.
+	DefaultESPSize = 260 * mib
+	minESPSize     = 40 * mib
+	// ESPLabel is the FAT label of the ESP.
+	ESPLabel = "DOCKERINIT"
+	// fallbackLoader is where UEFI firmware looks on a disk it has no boot entry for.
+	fallbackLoader = "/EFI/BOOT/BOOTX64.EFI"
+)
+
+// Options say what goes on the disk.
+type Options struct {
+	Out   string // the disk image file to write
+	Force bool   // overwrite an existing file, or write to a block device
+	Kind  bootloader.Kind
+	// EFIBinary is the boot manager to install; empty: the host's, from its Debian package.
+	EFIBinary string
+	// Entries are the menu, the first being the default. Their kernels and initrds are paths on
+	// the ESP: Files puts them there.
+	Entries []bootloader.Entry
+	Files   map[string]string // ESP path -> host file to copy there
+	Timeout int               // seconds the menu waits before it boots the default entry
+	Serial  bool              // GRUB's menu also on the first serial port (firmware menus follow the firmware's console)
+	ESPSize int64             // 0: DefaultESPSize
+	// The data partition: a copy of the btrfs file system image BtrfsImage, or else a new btrfs
+	// labelled Label made by mkfs.btrfs, of BtrfsSize bytes.
+	BtrfsImage string
+	BtrfsSize  int64
+	Label      string
+}
+
+// Result says what was written.
+type Result struct {
+	Path    string
+	Size    int64
+	ESP     bootloader.Volume
+	Data    bootloader.Volume // the btrfs of the data partition
+	Config  string            // the boot manager's configuration file on the ESP
+	Entries []bootloader.Entry
+}
+
+// efiBinaries are the boot managers on a Debian host, with the package that has each.
+var efiBinaries = map[bootloader.Kind]struct{ path, pkg string }{
+	bootloader.Refind:      {"/usr/share/refind/refind/refind_x64.efi", "refind"},
+	bootloader.GRUB:        {"/usr/lib/grub/x86_64-efi/monolithic/grubx64.efi", "grub-efi-amd64-bin"},
+	bootloader.SystemdBoot: {"/usr/lib/systemd/boot/efi/systemd-bootx64.efi", "systemd-boot-efi"},
+}
+
+// ProbeBtrfs reads the label and UUID of a btrfs file system image.
+func ProbeBtrfs(image string) (bootloader.Volume, error) {
+	f, err := os.Open(image)
+	if err != nil {
+		return bootloader.Volume{}, err
+	}
+	defer f.Close()
+	fstype, label, uuid, err := blockdev.Probe(f)
+	if err != nil {
+		return bootloader.Volume{}, fmt.Errorf("%s: %w", image, err)
+	}
+	if fstype != "btrfs" {
+		return bootloader.Volume{}, fmt.Errorf("%s holds %q, not a btrfs file system: give a btrfs image (mkfs.btrfs), or leave --btrfs-image out for a new one", image, fstype)
+	}
+	return bootloader.Volume{FSType: fstype, Label: label, UUID: uuid}, nil
+}
+
+// Build writes the disk image. A file is written beside Out and renamed over it at the end, so
+// an interrupted build leaves no half disk; a block device is written in place.
+func Build(o Options) (*Result, error) {
+	if err := o.Check(); err != nil {
+		return nil, err
+	}
+	if len(o.Entries) == 0 {
+		return nil, errors.New("no menu entries")
+	}
+	efi, err := o.efiBinary()
+	if err != nil {
+		return nil, err
+	}
+	dev, err := isBlockDevice(o.Out)
+	if err != nil {
+		return nil, err
+	}
+	data, cleanup, err := o.dataImage()
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	res := &Result{Path: o.Out}
+	if res.Data, err = ProbeBtrfs(data); err != nil {
+		return nil, err
+	}
+	dataSize, err := fileSize(data)
+	if err != nil {
+		return nil, err
+	}
+	espSize := o.ESPSize
+	if espSize == 0 {
+		espSize = DefaultESPSize
+	}
+	espSize = roundUp(espSize, mib)
+	espStart := int64(mib)
+	dataStart := espStart + espSize
+	dataLen := roundUp(dataSize, mib)
+	res.Size = dataStart + dataLen + mib // the last MiB holds the backup GPT
+
+	var f *os.File
+	if dev {
+		if f, err = os.OpenFile(o.Out, os.O_RDWR|os.O_EXCL, 0); err != nil {
+			return nil, err
+		}
+		devSize, err := f.Seek(0, io.SeekEnd)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		if devSize < res.Size {
+			f.Close()
+			return nil, fmt.Errorf("%s holds %d MiB, the disk needs %d MiB", o.Out, devSize/mib, res.Size/mib)
+		}
+		res.Size = devSize
+	} else {
+		if f, err = os.CreateTemp(filepath.Dir(o.Out), "."+filepath.Base(o.Out)+".*"); err != nil {
+			return nil, err
+		}
+		defer os.Remove(f.Name())
+		// CreateTemp makes 0600; a disk image is no secret.
+		if err := f.Chmod(0o644); err != nil {
+			f.Close()
+			return nil, err
+		}
+		if err := f.Truncate(res.Size); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	err = o.write(f, res, efi, data, espStart, espSize, dataStart, dataLen, !dev)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", o.Out, err)
+	}
+	if !dev {
+		if err := os.Rename(f.Name(), o.Out); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// Check refuses options Build would fail on, before anything is built or written.
+func (o Options) Check() error {
+	switch {
+	case o.Out == "":
+		return errors.New("no output: pass --out FILE")
+	case o.Kind != bootloader.Refind && o.Kind != bootloader.GRUB && o.Kind != bootloader.SystemdBoot:
+		return fmt.Errorf("a disk boots with refind, grub or systemd-boot, not %q", o.Kind)
+	case o.ESPSize != 0 && o.ESPSize < minESPSize:
+		return fmt.Errorf("an ESP of %d MiB is too small for FAT32: give at least %d MiB", o.ESPSize/mib, minESPSize/mib)
+	case o.BtrfsImage == "" && o.BtrfsSize < 256*mib:
+		return fmt.Errorf("a new btrfs of %d MiB is too small: give --btrfs-size of at least 256M (8G or more to hold images)", o.BtrfsSize/mib)
+	}
+	fi, err := os.Stat(o.Out)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case fi.Mode()&fs.ModeDevice != 0 && !o.Force:
+		return fmt.Errorf("%s is a block device: mkbootimg disk writes image files; pass --force to overwrite the whole device", o.Out)
+	case fi.IsDir():
+		return fmt.Errorf("%s is a directory: --out names the disk image file to write", o.Out)
+	case fi.Mode().IsRegular() && !o.Force:
+		return fmt.Errorf("%s exists: pass --force to replace it, or choose another --out", o.Out)
+	case !fi.Mode().IsRegular() && fi.Mode()&fs.ModeDevice == 0:
+		return fmt.Errorf("%s is neither a file nor a block device", o.Out)
+	}
+	return nil
+}
+
+func isBlockDevice(p string) (bool, error) {
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return fi.Mode()&fs.ModeDevice != 0 && fi.Mode()&fs.ModeCharDevice == 0, nil
+}
+
+func (o Options) efiBinary() ([]byte, error) {
+	p := o.EFIBinary
+	if p == "" {
+		def := efiBinaries[o.Kind]
+		if _, err := os.Stat(def.path); err != nil {
+			return nil, fmt.Errorf("no %s boot manager on this host (%s): apt-get install %s, or pass --efi-binary FILE", o.Kind, def.path, def.pkg)
+		}
+		p = def.path
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("read the boot manager: %w", err)
+	}
+	if len(b) < 2 || string(b[:2]) != "MZ" {
+		return nil, fmt.Errorf("%s is not an EFI executable (no MZ header)", p)
+	}
+	return b, nil
+}
+
+// dataImage returns the btrfs image to copy into the data partition: BtrfsImage, or a new one
+// made by mkfs.btrfs in a sparse temporary file, which cleanup removes.
+func (o Options) dataImage() (path string, cleanup func(), err error) {
+	if o.BtrfsImage != "" {
+		return o.BtrfsImage, func() {}, nil
+	}
+	if _, err := exec.LookPath("mkfs.btrfs"); err != nil {
+		return "", nil, errors.New("a new btrfs needs mkfs.btrfs: apt-get install btrfs-progs, or pass --btrfs-image FILE")
+	}
+	dir := filepath.Dir(o.Out)
+	if dev, _ := isBlockDevice(o.Out); dev {
+		dir = ""
+	}
+	tmp, err := os.CreateTemp(dir, ".mkbootimg-btrfs-*")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup = func() { os.Remove(tmp.Name()) }
+	err = tmp.Truncate(roundUp(o.BtrfsSize, mib))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		label := o.Label
+		if label == "" {
+			label = "linux"
+		}
+		if out, merr := exec.Command("mkfs.btrfs", "-q", "-f", "-L", label, tmp.Name()).CombinedOutput(); merr != nil {
+			err = fmt.Errorf("mkfs.btrfs: %w: %s", merr, strings.TrimSpace(string(out)))
+		}
+	}
+	if err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return tmp.Name(), cleanup, nil
+}
+
+func (o Options) write(f *os.File, res *Result, efi []byte, data string, espStart, espSize, dataStart, dataLen int64, sparse bool) error {
+	d, err := diskfs.OpenBackend(file.New(f, false), diskfs.WithSectorSize(sector))
+	if err != nil {
+		return err
+	}
+	label := o.Label
+	if label == "" {
+		label = res.Data.Label
+	}
+	if label == "" {
+		label = "linux"
+	}
+	table := &gpt.Table{
+		LogicalSectorSize:  sector,
+		PhysicalSectorSize: sector,
+		ProtectiveMBR:      true,
+		Partitions: []*gpt.Partition{
+			{Index: 1, Start: uint64(espStart / sector), End: uint64((espStart+espSize)/sector - 1), Type: gpt.EFISystemPartition, Name: "EFI system partition"},
+			{Index: 2, Start: uint64(dataStart / sector), End: uint64((dataStart+dataLen)/sector - 1), Type: gpt.LinuxFilesystem, Name: label},
+		},
+	}
+	if err := d.Partition(table); err != nil {
+		return fmt.Errorf("partition: %w", err)
+	}
+	esp, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 1, FSType: filesystem.TypeFat32, VolumeLabel: ESPLabel})
+	if err != nil {
+		return fmt.Errorf("make the ESP: %w", err)
+	}
+	fstype, fatLabel, uuid, err := blockdev.Probe(io.NewSectionReader(f, espStart, espSize))
+	if err != nil || fstype != "vfat" {
+		return fmt.Errorf("read back the ESP: found %q: %v", fstype, err)
+	}
+	res.ESP = bootloader.Volume{FSType: fstype, Label: fatLabel, UUID: uuid}
+	if err := o.fillESP(esp, res, efi); err != nil {
+		return fmt.Errorf("fill the ESP: %w", err)
+	}
+	src, err := os.Open(data)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if err := copyInto(f, dataStart, src, sparse); err != nil {
+		return fmt.Errorf("copy %s into partition 2: %w", data, err)
+	}
+	return nil
+}
+
+// fillESP writes the boot manager as the fallback loader, its configuration, and the files.
+func (o Options) fillESP(esp filesystem.FileSystem, res *Result, efi []byte) error {
+	files := map[string][]byte{fallbackLoader: efi}
+	res.Entries = make([]bootloader.Entry, len(o.Entries))
+	for i, e := range o.Entries {
+		if o.Kind == bootloader.GRUB {
+			e.Volume = res.ESP // GRUB finds the ESP by UUID; the others start on their own volume
+		}
+		res.Entries[i] = e
+	}
+	var err error
+	switch o.Kind {
+	case bootloader.Refind:
+		res.Config = "/EFI/BOOT/refind.conf"
+		files[res.Config], err = refindConf(res.Entries, o.Timeout)
+		if err == nil && o.EFIBinary == "" {
+			// The btrfs driver lets the menu also load kernels kept on the btrfs partition.
+			driver := path.Join(path.Dir(efiBinaries[bootloader.Refind].path), "drivers_x64", "btrfs_x64.efi")
+			if b, derr := os.ReadFile(driver); derr == nil {
+				files["/EFI/BOOT/drivers_x64/btrfs_x64.efi"] = b
+			}
+		}
+	case bootloader.GRUB:
+		// Debian's signed-style monolithic GRUB reads grub.cfg beside itself when its built-in
+		// prefix (/EFI/debian) is absent; a grub-mkimage build with prefix /EFI/BOOT does too.
+		res.Config = "/EFI/BOOT/grub.cfg"
+		files[res.Config], err = grubConf(res.Entries, o.Timeout, o.Serial)
+	case bootloader.SystemdBoot:
+		res.Config = "/loader/loader.conf"
+		files[res.Config] = blsLoaderConf(res.Entries[0], o.Timeout)
+		for _, e := range res.Entries {
+			text, rerr := bootloader.BLSEntry(e)
+			if rerr != nil {
+				return rerr
+			}
+			files["/loader/entries/"+e.ID+".conf"] = []byte(text)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	for dst, src := range o.Files {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return err
+		}
+		files[dst] = b
+	}
+	for _, dst := range slices.Sorted(maps.Keys(files)) {
+		if err := writeFAT(esp, dst, files[dst]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeFAT writes one file in a single Write: go-diskfs rewrites both FATs on every Write.
+func writeFAT(esp filesystem.FileSystem, name string, b []byte) error {
+	if err := esp.Mkdir(path.Dir(name)); err != nil {
+		return fmt.Errorf("mkdir %s: %w", path.Dir(name), err)
+	}
+	w, err := esp.OpenFile(name, os.O_CREATE|os.O_RDWR|os.O_TRUNC)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", name, err)
+	}
+	if _, err := w.Write(b); err != nil {
+		w.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return w.Close()
+}
+
+func fileSize(p string) (int64, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }

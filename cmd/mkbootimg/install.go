@@ -1,0 +1,116 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/dockerinit/dockerinit/bootimage"
+	"github.com/dockerinit/dockerinit/bootloader"
+)
+
+func init() {
+	commands["install"] = command{"build an image's kernel + initramfs and add its entry to rEFInd, GRUB or systemd-boot", runInstall}
+}
+
+const installHelp = `mkbootimg install: build kernel + initramfs for an image and add its boot menu entry.
+
+Usage:
+  mkbootimg install --bootloader systemd-boot --esp /boot/efi --docker-root DIR --image REF [flags]
+  mkbootimg install --bootloader refind --esp /boot/efi --out DIR --docker-root DIR --image REF [flags]
+  mkbootimg install --bootloader grub [--bootloader-config /boot/grub/custom.cfg] --out DIR --docker-root DIR --image REF [flags]
+  mkbootimg install --bootloader refind-linux --out DIR --docker-root DIR --image REF [flags]
+
+Where the files go:
+  systemd-boot  kernel + initramfs to ESP/dockerinit/IMAGE/, the entry to ESP/loader/entries/dockerinit-IMAGE.conf
+  refind        kernel + initramfs to --out, the entry into refind.conf (found under --esp, or --bootloader-config)
+  grub          kernel + initramfs to --out, the entry into custom.cfg, which Debian's grub.cfg reads at boot
+  refind-linux  kernel + initramfs to --out, the line into --out/refind_linux.conf
+
+Each image has one entry: installing it again replaces its entry in place (a marked block in
+refind.conf and custom.cfg), and a file that would not change is not written. Every other entry
+and setting stays as it was; files are replaced atomically. --also adds entries for more images
+booting the same kernel and initramfs.
+
+Flags:
+`
+
+func runInstall(args []string) error {
+	fs := newFlags("install", installHelp)
+	b := addBuildFlags(fs)
+	ef := addEntryFlags(fs, true)
+	esp := fs.String("esp", "", "the mounted EFI system partition (refind, systemd-boot), e.g. /boot/efi")
+	config := fs.String("bootloader-config", "", "the file to add the entry to: refind.conf (default: found under --esp), custom.cfg (grub; default /boot/grub/custom.cfg)")
+	out := fs.String("out", "", "directory to write vmlinuz and initramfs.img to (refind, grub, refind-linux; systemd-boot uses ESP/dockerinit/IMAGE)")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	o, err := b.options(*out)
+	if err != nil {
+		return err
+	}
+	m, err := ef.newMenu(o)
+	if err != nil {
+		return err
+	}
+	t := bootloader.Target{Kind: m.kind, ESP: *esp, Config: *config}
+	switch m.kind {
+	case bootloader.SystemdBoot:
+		if *out != "" || ef.volume != "" {
+			return errors.New("--out, --volume: systemd-boot reads kernels only from its ESP; they go to ESP/dockerinit/IMAGE")
+		}
+		if *esp == "" {
+			return errors.New("--esp is required: the mounted EFI system partition, e.g. /boot/efi")
+		}
+		slug, err := bootloader.ImageSlug(o.Image)
+		if err != nil {
+			return err
+		}
+		o.Out = filepath.Join(*esp, "dockerinit", slug)
+	case bootloader.GRUB:
+		if t.Config == "" {
+			t.Config = "/boot/grub/custom.cfg"
+		}
+	case bootloader.RefindLinux:
+		if *out != "" {
+			t.Config = filepath.Join(*out, "refind_linux.conf")
+		}
+	}
+	if o.Out == "" {
+		return errors.New("--out is required: the directory for vmlinuz and initramfs.img, on a file system the boot manager reads (e.g. /boot/dockerinit/IMAGE)")
+	}
+	// Check the target before building, so that a wrong --esp costs nothing.
+	if _, err := t.Path(bootloader.Entry{ID: "dockerinit-check"}); err != nil {
+		return err
+	}
+	res, err := bootimage.Build(o)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s (kernel %s)\nwrote %s (%.1f MB, %d modules)\n", res.VMLinuz, res.Kernel.Version, res.Initramfs, float64(res.InitramfsSize)/1e6, res.Modules)
+	var (
+		vol bootloader.Volume
+		dir = "/dockerinit/" + filepath.Base(o.Out) // systemd-boot: on the ESP, its own volume
+	)
+	if m.kind != bootloader.SystemdBoot {
+		if vol, dir, err = locateBootDir(m.kind, o.Out, ef.volume); err != nil {
+			return err
+		}
+	}
+	entries, err := m.entries(vol, dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		path, changed, err := bootloader.Install(t, e)
+		if err != nil {
+			return err
+		}
+		if changed {
+			fmt.Printf("wrote entry %q to %s\n", e.Title, path)
+		} else {
+			fmt.Printf("entry %q in %s is up to date\n", e.Title, path)
+		}
+	}
+	return nil
+}

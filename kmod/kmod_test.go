@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockerinit/dockerinit/internal/uevent"
 	"golang.org/x/sys/unix"
 )
 
@@ -761,7 +762,7 @@ func TestWatchRealUevent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.events, l.eventsErr = openUevents(); l.eventsErr != nil {
+	if l.events, l.eventsErr = uevent.Open(); l.eventsErr != nil {
 		t.Fatal(l.eventsErr)
 	}
 	// Sent before Watch starts reading: the socket, opened already, keeps it.
@@ -783,33 +784,6 @@ func TestWatchRealUevent(t *testing.T) {
 	if rep := l.Wait(); !reflect.DeepEqual(rep.Loaded, []string{"cpufake"}) {
 		t.Errorf("Loaded = %v, want cpufake", rep.Loaded)
 	}
-}
-
-func TestParseUevent(t *testing.T) {
-	for _, tc := range []struct {
-		msg, action, modalias string
-	}{
-		{"add@/devices/pci0000:00/0000:00:04.0/virtio1\x00ACTION=add\x00DEVPATH=/devices/pci0000:00/0000:00:04.0/virtio1\x00SUBSYSTEM=virtio\x00MODALIAS=virtio:d00000002v00001AF4\x00SEQNUM=1\x00", "add", "virtio:d00000002v00001AF4"},
-		{"add@/devices/virtual/block/loop0\x00ACTION=add\x00SUBSYSTEM=block\x00", "add", ""},
-		{"remove@/devices/x\x00ACTION=remove\x00MODALIAS=pci:v1\x00", "remove", "pci:v1"},
-		{"bind@/devices/x", "bind", ""},
-		{"", "", ""},
-	} {
-		action, modalias := parseUevent([]byte(tc.msg))
-		if action != tc.action || modalias != tc.modalias {
-			t.Errorf("parseUevent(%q) = %q, %q; want %q, %q", tc.msg, action, modalias, tc.action, tc.modalias)
-		}
-	}
-}
-
-func FuzzParseUevent(f *testing.F) {
-	f.Add([]byte("add@/devices/virtio1\x00ACTION=add\x00MODALIAS=virtio:d00000002v00001AF4\x00"))
-	f.Fuzz(func(t *testing.T, msg []byte) {
-		action, modalias := parseUevent(msg)
-		if strings.ContainsRune(action, 0) || strings.ContainsRune(modalias, 0) {
-			t.Errorf("parseUevent(%q) = %q, %q: a field holds a NUL", msg, action, modalias)
-		}
-	})
 }
 
 func TestSplitCmdline(t *testing.T) {

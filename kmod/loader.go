@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dockerinit/dockerinit/internal/uevent"
 	"github.com/dockerinit/dockerinit/kmod/internal/modindex"
 )
 
@@ -70,7 +71,12 @@ func NewLoader(root string) (*Loader, error) {
 		return nil, err
 	}
 	if len(l.devices) > 0 {
-		l.events, l.eventsErr = openUevents()
+		// Kept apart so that a failed Open leaves l.events a nil interface, not a nil *os.File.
+		if f, err := uevent.Open(); err != nil {
+			l.eventsErr = err
+		} else {
+			l.events = f
+		}
 	}
 	return l, nil
 }

@@ -1,13 +1,11 @@
 package kmod
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 
+	"github.com/dockerinit/dockerinit/internal/uevent"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,46 +61,9 @@ func (l *Loader) Watch(ctx context.Context) error {
 		case err != nil:
 			return fmt.Errorf("read uevent socket: %w (devices that appear from now on get no modules)", err)
 		default:
-			if action, modalias := parseUevent(buf[:n]); action == "add" && modalias != "" {
-				l.plug([]string{modalias})
+			if e := uevent.Parse(buf[:n]); e.Action == "add" && e.Modalias != "" {
+				l.plug([]string{e.Modalias})
 			}
 		}
 	}
-}
-
-// openUevents subscribes to the kernel's own uevent broadcast (netlink group 1; udev's
-// re-broadcast is group 2). The socket is non-blocking so that it goes through Go's poller and
-// Close unblocks a Read.
-func openUevents() (io.ReadCloser, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_KOBJECT_UEVENT)
-	if err != nil {
-		return nil, fmt.Errorf("open uevent socket: %w", err)
-	}
-	// Loading modules sends bursts of events; a larger buffer makes overruns (ENOBUFS, answered
-	// with a rescan) rarer. Best effort: the default works too.
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20)
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: 1}); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("bind uevent socket: %w", err)
-	}
-	return os.NewFile(uintptr(fd), "uevent socket"), nil
-}
-
-// parseUevent reads a kernel uevent, "ACTION@DEVPATH\0KEY=VALUE\0...", for its action and the
-// device's modalias.
-func parseUevent(msg []byte) (action, modalias string) {
-	header, rest, _ := bytes.Cut(msg, []byte{0})
-	if a, _, ok := bytes.Cut(header, []byte("@")); ok {
-		action = string(a)
-	}
-	for field := range bytes.SplitSeq(rest, []byte{0}) {
-		k, v, _ := bytes.Cut(field, []byte("="))
-		switch string(k) {
-		case "ACTION":
-			action = string(v)
-		case "MODALIAS":
-			modalias = string(v)
-		}
-	}
-	return action, modalias
 }

@@ -104,19 +104,24 @@ func TestBoots(t *testing.T) {
 		})
 	})
 
-	t.Run("Docker store unchanged", func(t *testing.T) {
-		before, err := os.ReadFile(filepath.Join(r.fixture, "store.list"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		after, err := r.storeListing()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := listingDiff(string(before), after); diff != "" {
-			t.Errorf("the boots modified the Docker store (- when dockerd stopped, + now):\n%s", diff)
-		}
-	})
+	t.Run("Docker store unchanged", func(t *testing.T) { checkStoreUnchanged(t, r) })
+}
+
+// checkStoreUnchanged compares the Docker store on the disk with its listing made when dockerd
+// stopped: no boot, failed or not, may change it.
+func checkStoreUnchanged(t *testing.T, r *rig) {
+	t.Helper()
+	before, err := os.ReadFile(filepath.Join(r.fixture, "store.list"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := r.storeListing()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := listingDiff(string(before), after); diff != "" {
+		t.Errorf("the boots modified the Docker store (- when dockerd stopped, + now):\n%s", diff)
+	}
 }
 
 // bootTestinit boots with testinit as the image's init and returns its facts.
@@ -126,19 +131,7 @@ func bootTestinit(t *testing.T, r *rig, name, extra string) map[string][]string 
 	if extra != "" {
 		cmdline += " " + extra
 	}
-	v := startVM(t, name, r, cmdline)
-	started := regexp.MustCompile(`DITEST start `)
-	if _, err := v.waitFor(started, testinitTimeout); err != nil {
-		t.Fatalf("boot %s: testinit never started: %v", name, err)
-	}
-	if _, err := v.waitFor(regexp.MustCompile(`DITEST finished`), testinitTimeout); err != nil {
-		t.Fatalf("boot %s: testinit did not finish: %v", name, err)
-	}
-	if err := v.waitExit(poweroffTimeout); err != nil {
-		t.Errorf("boot %s: %v", name, err)
-	}
-	v.timings(t, started)
-	return facts(v.transcript())
+	return runTestinit(t, startVM(t, name, r, cmdline))
 }
 
 // checkImageBooted checks that testinit of image ran on the rw layer and boot.json names the image.

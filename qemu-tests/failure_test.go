@@ -103,19 +103,7 @@ func TestFailuresExplainThemselves(t *testing.T) {
 		checkImageBooted(t, f, "sample_image")
 	})
 
-	t.Run("Docker store unchanged", func(t *testing.T) {
-		before, err := os.ReadFile(filepath.Join(r.fixture, "store.list"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		after, err := r.storeListing()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := listingDiff(string(before), after); diff != "" {
-			t.Errorf("the failed boots modified the Docker store (- when dockerd stopped, + now):\n%s", diff)
-		}
-	})
+	t.Run("Docker store unchanged", func(t *testing.T) { checkStoreUnchanged(t, r) })
 }
 
 // waitForFailure waits for the failure banner and the retry prompt and returns what is between.

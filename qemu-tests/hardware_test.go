@@ -139,26 +139,6 @@ func attach(img, device string) []string {
 	}
 }
 
-// startWithDisks boots the rig's kernel and initramfs with the given disk arguments.
-func startWithDisks(t *testing.T, name string, r *rig, cmdline string, devices []string) *vm {
-	t.Helper()
-	accel := []string{"-accel", "tcg"}
-	if os.Getenv("DOCKERINIT_KVM") == "1" {
-		accel = []string{"-accel", "kvm", "-cpu", "host"}
-	}
-	args := append([]string{
-		"-machine", "q35", "-m", "1024", "-smp", "2", "-nographic", "-no-reboot", "-nic", "none",
-		"-kernel", filepath.Join(r.boot, "vmlinuz"),
-		"-initrd", filepath.Join(r.boot, "initramfs.img"),
-		"-append", cmdline,
-	}, append(devices, accel...)...)
-	t.Logf("boot %s: qemu-system-x86_64 %s", name, quoteArgs(args))
-	// snapshot=on overlays go to $TMPDIR: keep them out of a small /tmp.
-	cmd := exec.Command("qemu-system-x86_64", args...)
-	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
-	return startConsole(t, name, cmd, r.logDir)
-}
-
 // runTestinit waits for testinit to print its facts and power off.
 func runTestinit(t *testing.T, v *vm) map[string][]string {
 	t.Helper()

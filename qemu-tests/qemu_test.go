@@ -50,8 +50,15 @@ var errGuestStuck = errors.New("the guest failed")
 // would only spend the timeout.
 var stuckLines = []string{"Kernel panic", "dockerinit: boot failed"}
 
-// startVM boots kernel+initrd with disk as a virtio disk and cmdline as the kernel command line.
+// startVM boots kernel+initrd with the rig's disk as a virtio disk and cmdline as the kernel
+// command line.
 func startVM(t *testing.T, name string, r *rig, cmdline string) *vm {
+	t.Helper()
+	return startWithDisks(t, name, r, cmdline, []string{"-drive", "file=" + r.disk + ",if=virtio,format=raw,cache=unsafe"})
+}
+
+// startWithDisks boots kernel+initrd with devices (QEMU arguments) as the machine's disks.
+func startWithDisks(t *testing.T, name string, r *rig, cmdline string, devices []string) *vm {
 	t.Helper()
 	accel := []string{"-accel", "tcg"}
 	if os.Getenv("DOCKERINIT_KVM") == "1" {
@@ -59,13 +66,15 @@ func startVM(t *testing.T, name string, r *rig, cmdline string) *vm {
 	}
 	args := append([]string{
 		"-machine", "q35", "-m", "1024", "-smp", "2", "-nographic", "-no-reboot", "-nic", "none",
-		"-drive", "file=" + r.disk + ",if=virtio,format=raw,cache=unsafe",
 		"-kernel", filepath.Join(r.boot, "vmlinuz"),
 		"-initrd", filepath.Join(r.boot, "initramfs.img"),
 		"-append", cmdline,
-	}, accel...)
+	}, append(devices, accel...)...)
 	t.Logf("boot %s: qemu-system-x86_64 %s", name, quoteArgs(args))
-	return startConsole(t, name, exec.Command("qemu-system-x86_64", args...), r.logDir)
+	// snapshot=on overlays go to $TMPDIR: keep them out of a small /tmp.
+	cmd := exec.Command("qemu-system-x86_64", args...)
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
+	return startConsole(t, name, cmd, r.logDir)
 }
 
 // startConsole runs cmd and reads its output as a serial console. cmd is killed when the

@@ -124,15 +124,13 @@ func Build(o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	espSize := o.ESPSize
-	if espSize == 0 {
-		espSize = DefaultESPSize
+	l := layout{espStart: mib, espSize: o.ESPSize}
+	if l.espSize == 0 {
+		l.espSize = DefaultESPSize
 	}
-	espSize = roundUp(espSize, mib)
-	espStart := int64(mib)
-	dataStart := espStart + espSize
-	dataLen := roundUp(dataSize, mib)
-	res.Size = dataStart + dataLen + mib // the last MiB holds the backup GPT
+	l.espSize = roundUp(l.espSize, mib)
+	l.dataStart, l.dataLen = l.espStart+l.espSize, roundUp(dataSize, mib)
+	res.Size = l.dataStart + l.dataLen + mib // the last MiB holds the backup GPT
 
 	var f *os.File
 	if dev {
@@ -164,7 +162,7 @@ func Build(o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	err = o.write(f, res, efi, data, espStart, espSize, dataStart, dataLen, !dev)
+	err = o.write(f, res, efi, data, l, !dev)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -280,7 +278,10 @@ func (o Options) dataImage() (path string, cleanup func(), err error) {
 	return tmp.Name(), cleanup, nil
 }
 
-func (o Options) write(f *os.File, res *Result, efi []byte, data string, espStart, espSize, dataStart, dataLen int64, sparse bool) error {
+// layout is where the partitions are, in bytes: both start on a MiB boundary.
+type layout struct{ espStart, espSize, dataStart, dataLen int64 }
+
+func (o Options) write(f *os.File, res *Result, efi []byte, data string, l layout, sparse bool) error {
 	d, err := diskfs.OpenBackend(file.New(f, false), diskfs.WithSectorSize(sector))
 	if err != nil {
 		return err
@@ -297,8 +298,8 @@ func (o Options) write(f *os.File, res *Result, efi []byte, data string, espStar
 		PhysicalSectorSize: sector,
 		ProtectiveMBR:      true,
 		Partitions: []*gpt.Partition{
-			{Index: 1, Start: uint64(espStart / sector), End: uint64((espStart+espSize)/sector - 1), Type: gpt.EFISystemPartition, Name: "EFI system partition"},
-			{Index: 2, Start: uint64(dataStart / sector), End: uint64((dataStart+dataLen)/sector - 1), Type: gpt.LinuxFilesystem, Name: label},
+			{Index: 1, Start: uint64(l.espStart / sector), End: uint64((l.espStart+l.espSize)/sector - 1), Type: gpt.EFISystemPartition, Name: "EFI system partition"},
+			{Index: 2, Start: uint64(l.dataStart / sector), End: uint64((l.dataStart+l.dataLen)/sector - 1), Type: gpt.LinuxFilesystem, Name: label},
 		},
 	}
 	if err := d.Partition(table); err != nil {
@@ -308,7 +309,7 @@ func (o Options) write(f *os.File, res *Result, efi []byte, data string, espStar
 	if err != nil {
 		return fmt.Errorf("make the ESP: %w", err)
 	}
-	fstype, fatLabel, uuid, err := blockdev.Probe(io.NewSectionReader(f, espStart, espSize))
+	fstype, fatLabel, uuid, err := blockdev.Probe(io.NewSectionReader(f, l.espStart, l.espSize))
 	if err != nil || fstype != "vfat" {
 		return fmt.Errorf("read back the ESP: found %q: %v", fstype, err)
 	}
@@ -321,7 +322,7 @@ func (o Options) write(f *os.File, res *Result, efi []byte, data string, espStar
 		return err
 	}
 	defer src.Close()
-	if err := copyInto(f, dataStart, src, sparse); err != nil {
+	if err := copyInto(f, l.dataStart, src, sparse); err != nil {
 		return fmt.Errorf("copy %s into partition 2: %w", data, err)
 	}
 	return nil

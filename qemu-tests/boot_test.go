@@ -12,7 +12,8 @@ import (
 )
 
 // baseCmdline is the original tutorial's kernel command line, on a serial console.
-const baseCmdline = "console=ttyS0 root=LABEL=linux rootflags=subvol=docker_rwlayer rw docker_path=docker toplayer=LABEL=linux toplayer_path=boot_docker panic=-1"
+// no_timer_check: under TCG on a loaded host the kernel may panic with "IO-APIC + timer doesn't work!".
+const baseCmdline = "console=ttyS0 root=LABEL=linux rootflags=subvol=docker_rwlayer rw docker_path=docker toplayer=LABEL=linux toplayer_path=boot_docker panic=-1 no_timer_check"
 
 const (
 	testinit = "init=/usr/local/sbin/testinit"

@@ -31,7 +31,7 @@ export DOCKERINIT_FIXTURE_LOCKED=1
 bash "$here/fixture.sh" "$fixture"
 bash "$here/fixture.sh" mkboot "$fixture" sample_image "$out/boot" "$repo/bin/mkbootimg"
 
-cmdline="console=ttyS0 root=LABEL=linux rootflags=subvol=docker_rwlayer rw docker_path=docker toplayer=LABEL=linux toplayer_path=boot_docker"
+cmdline="console=ttyS0 root=LABEL=linux rootflags=subvol=docker_rwlayer rw docker_path=docker toplayer=LABEL=linux toplayer_path=boot_docker no_timer_check"
 if [ "${DEMO_POWEROFF:-}" = 1 ]; then
 	cmdline+=" init=/usr/local/sbin/demoinit"
 else

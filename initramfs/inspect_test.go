@@ -143,3 +143,18 @@ func TestModeString(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFind: any archive and path give a file or an error, never a panic or an endless walk.
+func FuzzFind(f *testing.F) {
+	f.Add(plain(f, append(main1, Symlink("usr/bin", "../usr/bin"), File("usr/x", 0o644, []byte("x")))...), "bin/x")
+	f.Add(plain(f, Symlink("a", "/a/b")), "a/c")
+	f.Fuzz(func(t *testing.T, data []byte, p string) {
+		entries, err := Read(data)
+		if err != nil {
+			return
+		}
+		if e, err := Find(entries, p); err == nil && !e.Mode.IsRegular() {
+			t.Errorf("Find(%q) gave a %v", p, e.Mode)
+		}
+	})
+}

@@ -217,3 +217,19 @@ func TestUnpackNotEmpty(t *testing.T) {
 		t.Errorf("with Force:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// FuzzSafePath: what safePath accepts stays inside the directory.
+func FuzzSafePath(f *testing.F) {
+	for _, s := range []string{"./usr/bin", "/etc", "a/../b", "..", "a//b/./c", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		rel, err := safePath(name)
+		if err != nil {
+			return
+		}
+		if filepath.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, "../") || strings.Contains(rel, "/../") || filepath.Clean("/x/"+rel) != filepath.Join("/x", rel) {
+			t.Errorf("safePath(%q) = %q, which is not a clean path inside the directory", name, rel)
+		}
+	})
+}

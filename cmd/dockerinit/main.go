@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/dockerinit/dockerinit/boot"
+	"github.com/dockerinit/dockerinit/status"
 )
 
 const usage = `dockerinit: boot a machine straight into a Docker image.
@@ -21,6 +22,9 @@ Usage:
   dockerinit            (as PID 1 only)
   dockerinit prepare    run the boot sequence up to the top layer and exit; the caller then mounts
                         root= with rootflags=subvol=<rw layer> itself (initramfs-tools, dracut hooks)
+  dockerinit status [--json]
+                        in the booted system: which image booted, from where, how long each step
+                        took (--json: /run/dockerinit/boot.json as it is)
 
 Kernel command line: root= rootflags=subvol=NAME[,...] rootfstype= rw|ro docker_path= docker_image=
 toplayer= toplayerfstype= toplayerflags= toplayer_path= init= dockerinit.timeout= dockerinit.rescue
@@ -38,6 +42,18 @@ func main() {
 	case "prepare":
 		if _, err := boot.Run(boot.Options{Mode: boot.Prepare, Log: boot.NewLogger()}); err != nil {
 			fmt.Fprintf(os.Stderr, "dockerinit prepare: %v\n", err)
+			os.Exit(1)
+		}
+	case "status":
+		sf := flag.NewFlagSet("dockerinit status", flag.ExitOnError)
+		asJSON := sf.Bool("json", false, "print "+boot.BootJSON+" as it is")
+		_ = sf.Parse(flag.Args()[1:]) // ExitOnError: Parse exits on a bad flag
+		if sf.NArg() > 0 {
+			fmt.Fprintf(os.Stderr, "dockerinit status: unexpected argument %q; usage: dockerinit status [--json]\n", sf.Arg(0))
+			os.Exit(2)
+		}
+		if err := status.Run(os.Stdout, "/", *asJSON); err != nil {
+			fmt.Fprintf(os.Stderr, "dockerinit status: %v\n", err)
 			os.Exit(1)
 		}
 	default:

@@ -67,12 +67,23 @@ func newFlags(name, head string) *flag.FlagSet {
 }
 
 // parse parses args and refuses stray positional arguments beyond want.
+// Flags may come before or after the arguments (mkbootimg unpack FILE DIR --force), as users of
+// GNU tools expect; the flag package alone stops at the first argument.
 func parse(fs *flag.FlagSet, args []string, want int) error {
-	if err := fs.Parse(args); err != nil {
-		return err
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	if fs.NArg() != want {
-		return fmt.Errorf("want %d argument(s), got %d (%s); see --help", want, fs.NArg(), strings.Join(fs.Args(), " "))
+	if len(positional) != want {
+		return fmt.Errorf("want %d argument(s), got %d (%s); see --help", want, len(positional), strings.Join(positional, " "))
 	}
-	return nil
+	// Parse the arguments alone once more so that fs.Arg(i) returns them.
+	return fs.Parse(append([]string{"--"}, positional...))
 }

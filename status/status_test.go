@@ -1,0 +1,131 @@
+package status
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dockerinit/dockerinit/boot"
+)
+
+func sampleReport() boot.Report {
+	return boot.Report{
+		Image:       "desktop:latest",
+		ImageID:     "sha256:4f1c0e2a",
+		ImageNames:  []string{"desktop:latest", "registry.example/desktop:2"},
+		Created:     time.Date(2026, 11, 20, 9, 30, 0, 0, time.FixedZone("CET", 3600)),
+		Layer:       "btrfs/subvolumes/9a8b",
+		RWLayer:     "docker_rwlayer",
+		DockerPath:  "docker",
+		RootDevice:  "/dev/nvme0n1p2",
+		RootSpec:    "LABEL=linux",
+		TopLayer:    "boot_docker",
+		TopFiles:    12,
+		Init:        "/sbin/init",
+		Kernel:      "6.1.0-50-amd64",
+		StartedS:    1.2345,
+		Steps:       []boot.StepTime{{Name: "mount /proc /sys /dev /run", MS: 0.42}, {Name: "load modules", MS: 210.5}, {Name: "make rw layer", MS: 35}},
+		TotalMS:     250.04,
+		ModulesLoad: 14,
+	}
+}
+
+const wantSummary = `Booted by dockerinit into desktop:latest
+  image ID     sha256:4f1c0e2a
+  also named   registry.example/desktop:2
+  created      2026-11-20 08:30:00 UTC
+  image layer  btrfs/subvolumes/9a8b
+  rw layer     docker_rwlayer (a fresh snapshot of the image layer)
+  root device  /dev/nvme0n1p2 (root=LABEL=linux)
+  docker path  docker
+  top layer    boot_docker: 12 entries applied
+  init         /sbin/init
+  kernel       6.1.0-50-amd64
+  modules      14 loaded by dockerinit
+Boot steps (dockerinit started 1.234 s after the kernel, took 250.0 ms):
+  mount /proc /sys /dev /run        0.4 ms
+  load modules                    210.5 ms
+  make rw layer                    35.0 ms
+`
+
+const wantBare = `Booted by dockerinit into unknown
+  image ID     unknown
+  created      unknown
+  image layer  unknown
+  rw layer     unknown (a fresh snapshot of the image layer)
+  root device  unknown
+  docker path  unknown
+  top layer    none
+  init         unknown
+  kernel       unknown
+  modules      0 loaded by dockerinit
+Boot steps (dockerinit started 0.000 s after the kernel, took 0.0 ms):
+`
+
+func TestRun(t *testing.T) {
+	full, err := json.MarshalIndent(sampleReport(), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		file    []byte // boot.json, nil for none
+		asJSON  bool
+		want    string
+		wantErr string
+	}{
+		{"summary", full, false, wantSummary, ""},
+		{"json as it is", full, true, string(full), ""},
+		{"empty report", []byte("{}"), false, wantBare, ""},
+		{"not booted by dockerinit", nil, false, "", "this system was not booted by dockerinit (no /run/dockerinit/boot.json)"},
+		{"not booted, json", nil, true, "", "this system was not booted by dockerinit (no /run/dockerinit/boot.json)"},
+		{"damaged", []byte(`{"image": `), false, "", "/run/dockerinit/boot.json is not a boot report: unexpected end of JSON input (--json prints it as it is)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			if tt.file != nil {
+				p := filepath.Join(root, boot.BootJSON)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, tt.file, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var out bytes.Buffer
+			err := Run(&out, root, tt.asJSON)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("got error %v, want %q", err, tt.wantErr)
+				}
+				if tt.file == nil && !errors.Is(err, ErrNotBooted) {
+					t.Errorf("got %v, want ErrNotBooted", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.String() != tt.want {
+				t.Errorf("got:\n%s\nwant:\n%s\ndiff at: %q", out.String(), tt.want, firstDiff(out.String(), tt.want))
+			}
+		})
+	}
+}
+
+// firstDiff is the line where got and want part, for a readable failure.
+func firstDiff(got, want string) string {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for i := range min(len(g), len(w)) {
+		if g[i] != w[i] {
+			return g[i]
+		}
+	}
+	return ""
+}

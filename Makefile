@@ -49,3 +49,26 @@ demo: build
 # package is named, not installed (.ci/run installs them). BENCHFLAGS=-rounds=5 for more runs.
 bench: build
 	CGO_ENABLED=0 $(GO) run ./bench/cmd/bench $(BENCHFLAGS)
+
+# --- Hooks for other initramfs generators (hooks/) ---
+.PHONY: install-hooks
+
+# Install the hooks that run `dockerinit prepare` inside mkinitcpio, initramfs-tools or dracut
+# initramfs images (README: "Keeping your distribution's initramfs"). They need the binary:
+# make build && install -m 0755 bin/dockerinit /usr/local/sbin/. Then rebuild the initramfs
+# with the generator. GENERATORS picks some of them; DESTDIR installs into another root.
+DESTDIR    ?=
+GENERATORS ?= initramfs-tools dracut mkinitcpio
+
+install-hooks:
+	@for g in $(GENERATORS); do case $$g in \
+	initramfs-tools) \
+		install -D -m 0755 hooks/initramfs-tools/hooks/dockerinit $(DESTDIR)/etc/initramfs-tools/hooks/dockerinit && \
+		install -D -m 0755 hooks/initramfs-tools/scripts/local-premount/dockerinit $(DESTDIR)/etc/initramfs-tools/scripts/local-premount/dockerinit ;; \
+	dracut) \
+		install -D -m 0755 -t $(DESTDIR)/usr/lib/dracut/modules.d/90dockerinit hooks/dracut/90dockerinit/module-setup.sh hooks/dracut/90dockerinit/dockerinit-prepare.sh ;; \
+	mkinitcpio) \
+		install -D -m 0644 hooks/mkinitcpio/install/dockerinit $(DESTDIR)/etc/initcpio/install/dockerinit && \
+		install -D -m 0644 hooks/mkinitcpio/hooks/dockerinit $(DESTDIR)/etc/initcpio/hooks/dockerinit ;; \
+	*) echo "install-hooks: unknown generator $$g (want initramfs-tools, dracut or mkinitcpio)" >&2; exit 1 ;; \
+	esac || exit 1; echo "installed the $$g hook under $(DESTDIR)/"; done

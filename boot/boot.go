@@ -44,6 +44,8 @@ const (
 	configPath  = "/etc/dockerinit.toml"
 	legacyPath  = "/etc/docker-btrfs.json" // the origin's configuration
 	BootJSON    = "/run/dockerinit/boot.json"
+	// prepareModulesRoot is never created: in Prepare mode, modules are the caller's business.
+	prepareModulesRoot = "/run/dockerinit/no-modules"
 )
 
 // Options are what the caller knows before the sequence starts.
@@ -253,7 +255,14 @@ func (s *seq) readParams() error {
 // like udev's coldplug, the bundled drivers for the devices present and for those that appear
 // later; the boot goes on meanwhile, and waits only where it needs a module.
 func (s *seq) startModules() error {
-	l, err := kmod.NewLoader("/")
+	root := "/"
+	if s.opts.Mode == Prepare {
+		// Inside another generator's initramfs its udev and modprobe load the drivers (the hooks
+		// add and load btrfs), and its /lib/modules has no dockerinit load plan: a root without
+		// lib/modules gives a Loader that loads nothing, so the steps that ask it still work.
+		root = prepareModulesRoot
+	}
+	l, err := kmod.NewLoader(root)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,146 @@
+package qemutests
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dockerinit/dockerinit/imagestore"
+)
+
+// TestDistributionInitramfs boots the fixture's image with initramfs images made by Debian's own
+// generators, initramfs-tools and dracut, each with our hook (hooks/, installed by `make
+// install-hooks`) calling `dockerinit prepare`, on the original tutorial's kernel command line.
+// The generators are installed with apt-get into a throwaway copy of the image's root file system
+// and run there in a chroot, as `RUN apt-get install ... && RUN update-initramfs -u` would in the
+// image's Dockerfile, without a dockerd that runs containers.
+func TestDistributionInitramfs(t *testing.T) {
+	r := requireRig(t)
+	if _, err := exec.LookPath("make"); err != nil {
+		requireHost(t, "make is not installed (apt-get install make): the hooks are installed with make install-hooks")
+	}
+	dockerinit := filepath.Join(filepath.Dir(r.boot), "bin", "dockerinit")
+	generators := []string{"initramfs-tools", "dracut"}
+	initrds := buildDistributionInitrds(t, r, dockerinit, generators)
+
+	var previousWrote bool
+	for _, gen := range generators {
+		t.Run(gen, func(t *testing.T) {
+			boot := *r
+			boot.boot = t.TempDir()
+			for src, dst := range map[string]string{filepath.Join(r.boot, "vmlinuz"): "vmlinuz", initrds[gen]: "initramfs.img"} {
+				if err := os.Symlink(src, filepath.Join(boot.boot, dst)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			v := startVM(t, "hooks-"+gen, &boot, baseCmdline+" "+testinit)
+			f := runTestinit(t, v)
+
+			t.Run("dockerinit prepare ran", func(t *testing.T) {
+				if !seen(v, `dockerinit: image sample_image is [0-9a-f]{12}, top layer`) {
+					t.Error("no `dockerinit: image sample_image is ...` on the console: the hook did not run dockerinit prepare")
+				}
+				if !seen(v, `dockerinit: top layer boot_docker applied`) {
+					t.Error("no `dockerinit: top layer boot_docker applied` on the console")
+				}
+			})
+			t.Run("init ran on the rw layer", func(t *testing.T) {
+				expectFact(t, f, "image", "sample_image")
+				mounts := f["rootmount"]
+				if len(mounts) != 1 {
+					t.Fatalf("lines for / in /proc/mounts: %q, want exactly one", mounts)
+				}
+				fields := strings.Fields(mounts[0])
+				if len(fields) < 4 || fields[2] != "btrfs" || !strings.Contains(","+fields[3]+",", ",subvol=/docker_rwlayer,") ||
+					!strings.HasPrefix(fields[3], "rw,") {
+					t.Errorf("root mount %q, want btrfs, rw, subvol=/docker_rwlayer", mounts[0])
+				}
+			})
+			t.Run("top layer applied", func(t *testing.T) {
+				expectFact(t, f, "hostname", "dockerinit-top")
+				expectFact(t, f, "dotfile", "dotfile from the top layer")
+				expectFact(t, f, "motd", "absent")
+			})
+			t.Run("rw layer is fresh", func(t *testing.T) {
+				// The boot before this one (the previous generator's, or another test's) wrote it.
+				expectFact(t, f, "previous", "absent")
+				if gen == generators[len(generators)-1] && !previousWrote {
+					t.Error("the previous boot did not write its marker file, so this boot proves nothing about freshness")
+				}
+				expectFact(t, f, "written", "ok")
+			})
+			previousWrote = len(f["written"]) == 1 && f["written"][0] == "ok"
+		})
+	}
+	t.Run("Docker store unchanged", func(t *testing.T) { checkStoreUnchanged(t, r) })
+}
+
+// requireHost skips the test outside CI and fails it in CI, where nothing may be skipped.
+func requireHost(t *testing.T, missing string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("cannot run in CI: %s", missing)
+	}
+	t.Skipf("SKIPPING: %s", missing)
+}
+
+// buildDistributionInitrds builds one initramfs per generator with hooks-initrd.sh from the
+// sample_image top layer of the fixture disk, mounted read-only without log replay for the
+// while, and returns their paths by generator.
+func buildDistributionInitrds(t *testing.T, r *rig, dockerinit string, generators []string) map[string]string {
+	t.Helper()
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-o", "loop,ro,rescue=nologreplay", r.disk, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount the fixture disk read-only: %v\n%s", err, out)
+	}
+	mounted := true
+	unmount := func() {
+		if mounted {
+			if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+				t.Errorf("unmount the fixture disk: %v\n%s", err, out)
+			}
+			mounted = false
+		}
+	}
+	// The boots write to the disk: it must not stay mounted meanwhile.
+	defer unmount()
+	docker := filepath.Join(mnt, "docker")
+	store, err := imagestore.Open(os.DirFS(docker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := store.Resolve("sample_image")
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer := filepath.Join(docker, filepath.FromSlash(img.Layer))
+	initrds := map[string]string{}
+	for _, gen := range generators {
+		out := t.TempDir()
+		cmd := exec.Command("bash", filepath.Join(r.repo, "qemu-tests", "hooks-initrd.sh"), gen, layer, dockerinit, r.repo, out)
+		var log bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &log, &log
+		err := cmd.Run()
+		logPath := filepath.Join(r.logDir, "hooks-initrd-"+gen+".log")
+		_ = os.WriteFile(logPath, log.Bytes(), 0o644)
+		if err != nil {
+			t.Fatalf("build the %s initramfs with our hook: %v (whole log: %s)\n%s", gen, err, logPath, tailLines(log.String(), 40))
+		}
+		t.Logf("%s initramfs built (log: %s)", gen, logPath)
+		initrds[gen] = filepath.Join(out, "initrd.img")
+	}
+	unmount()
+	return initrds
+}
+
+// tailLines returns the last n lines of s.
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

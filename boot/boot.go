@@ -93,6 +93,7 @@ type seq struct {
 	img    imagestore.Image
 	report Report
 	mounts []string // mounted by this run, unmounted in reverse on failure
+	start  time.Time
 
 	modules    *kmod.Loader
 	stopWatch  context.CancelFunc // ends the uevent watch that loads modules for new devices
@@ -145,8 +146,7 @@ func (e *StepError) Unwrap() error { return e.Err }
 // Run runs the sequence once. In Full mode a nil error means the new root is mounted at
 // newRootDir and ready for SwitchRoot. On error, what this run mounted is unmounted again.
 func Run(opts Options) (*Report, error) {
-	s := &seq{opts: opts, log: opts.Log}
-	start := time.Now()
+	s := &seq{opts: opts, log: opts.Log, start: time.Now()}
 	s.report.StartedS = sinceBoot()
 	for _, st := range s.steps() {
 		t0 := time.Now()
@@ -160,7 +160,7 @@ func Run(opts Options) (*Report, error) {
 		s.report.Steps = append(s.report.Steps, StepTime{st.name, ms(d)})
 		s.log.Debugf("step %s took %v", st.name, d.Round(time.Microsecond))
 	}
-	s.report.TotalMS = ms(time.Since(start))
+	s.report.TotalMS = ms(time.Since(s.start))
 	return &s.report, nil
 }
 
@@ -639,6 +639,7 @@ func (s *seq) writeReport() error {
 	r.ChainID, r.Layer, r.RWLayer, r.DockerPath = s.img.ChainID, s.img.Layer, s.p.RWLayer, s.p.DockerPath
 	r.RootDevice, r.RootSpec, r.Init = s.dev.Path, s.p.Root.Device, s.p.Init
 	r.Kernel = unix.ByteSliceToString(uts.Release[:])
+	r.TotalMS = ms(time.Since(s.start)) // the file is written by the last step, before Run's total
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dockerinit/dockerinit/boot"
 )
 
 // baseCmdline is the original tutorial's kernel command line, on a serial console.
@@ -161,8 +163,15 @@ func checkImageBooted(t *testing.T, f map[string][]string, image string) {
 		if !json.Valid([]byte(doc)) {
 			t.Fatalf("/run/dockerinit/boot.json is not valid JSON:\n%s", doc)
 		}
-		if !strings.Contains(doc, image) {
-			t.Errorf("/run/dockerinit/boot.json does not name %s:\n%s", image, doc)
+		var r boot.Report
+		if err := json.Unmarshal([]byte(doc), &r); err != nil {
+			t.Fatalf("/run/dockerinit/boot.json is not a boot.Report: %v\n%s", err, doc)
+		}
+		if r.Image != image || !strings.HasPrefix(r.ImageID, "sha256:") || r.RWLayer != "docker_rwlayer" {
+			t.Errorf("boot.json says image %q (%s), rw layer %q; want %s on docker_rwlayer", r.Image, r.ImageID, r.RWLayer, image)
+		}
+		if r.TotalMS <= 0 || len(r.Steps) < 8 {
+			t.Errorf("boot.json: total %v ms over %d steps; want the time of every step", r.TotalMS, len(r.Steps))
 		}
 	})
 }

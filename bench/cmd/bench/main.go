@@ -1,0 +1,319 @@
+// Command bench is `make bench`: dockerinit against Debian's initramfs-tools and dracut, in one
+// run on one machine, on the Docker image the QEMU tests boot. It measures initramfs size and
+// build time, boot time under QEMU, toplayer.Apply against cp -a, and snapshot cost against
+// image size, then writes bench/results/latest.{md,svg,json} and the README's Performance
+// section. It needs root (loop mounts, chroots) and network access to the Debian mirror (to
+// install the baselines in copies of the image); it installs nothing on the host.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dockerinit/dockerinit/bench"
+	"github.com/dockerinit/dockerinit/btrfs"
+	"github.com/dockerinit/dockerinit/imagestore"
+	"github.com/dockerinit/dockerinit/toplayer"
+)
+
+type options struct {
+	repo, fixture, work, results, readme, image string
+	rounds, snapRounds, treeFiles, treeMB       int
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.repo, "repo", ".", "the dockerinit checkout, with bin/mkbootimg and bin/dockerinit built (make build)")
+	flag.StringVar(&o.fixture, "fixture", "", "fixture.sh's directory with disk.img (default $DOCKERINIT_FIXTURE_DIR or REPO/out/fixture)")
+	flag.StringVar(&o.work, "work", "", "scratch directory, emptied first (default REPO/out/bench)")
+	flag.StringVar(&o.results, "results", "", "where latest.md, latest.svg and latest.json go (default REPO/bench/results)")
+	flag.StringVar(&o.readme, "readme", "", "README whose Performance section is rewritten (default REPO/README.md; \"-\": none)")
+	flag.StringVar(&o.image, "image", "sample_image", "the fixture's image to build initramfs images for and boot")
+	flag.IntVar(&o.rounds, "rounds", 3, "builds, boots and copies of each kind (at least 3: medians)")
+	flag.IntVar(&o.snapRounds, "snapshot-rounds", 5, "snapshots of each image size")
+	flag.IntVar(&o.treeFiles, "tree-files", 20000, "files in the top layer tree")
+	flag.IntVar(&o.treeMB, "tree-mb", 500, "MB in the top layer tree (also the small image; the big one is 8 times it)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		logf("error: %v", err)
+		os.Exit(1)
+	}
+}
+
+func (o *options) resolve() error {
+	repo, err := filepath.Abs(o.repo)
+	if err != nil {
+		return err
+	}
+	o.repo = repo
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&o.fixture, os.Getenv("DOCKERINIT_FIXTURE_DIR"))
+	def(&o.fixture, filepath.Join(repo, "out", "fixture"))
+	def(&o.work, filepath.Join(repo, "out", "bench"))
+	def(&o.results, filepath.Join(repo, "bench", "results"))
+	def(&o.readme, filepath.Join(repo, "README.md"))
+	for _, p := range []*string{&o.fixture, &o.work, &o.results} {
+		if *p, err = filepath.Abs(*p); err != nil {
+			return err
+		}
+	}
+	if o.rounds < 3 || o.snapRounds < 3 {
+		return fmt.Errorf("-rounds %d, -snapshot-rounds %d: medians need at least 3 runs each", o.rounds, o.snapRounds)
+	}
+	return nil
+}
+
+// preflight names everything missing at once.
+func preflight(o options) error {
+	var problems []string
+	if os.Geteuid() != 0 {
+		problems = append(problems, "it must run as root (loop mounts, chroots, btrfs ioctls): sudo make bench")
+	}
+	if pkgs := missingPackages(exec.LookPath); len(pkgs) > 0 {
+		problems = append(problems, fmt.Sprintf("missing Debian packages %s: apt-get install %[1]s", strings.Join(pkgs, " ")))
+	}
+	for _, b := range []string{"mkbootimg", "dockerinit"} {
+		if _, err := os.Stat(filepath.Join(o.repo, "bin", b)); err != nil {
+			problems = append(problems, fmt.Sprintf("bin/%s is missing: run make build first", b))
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New("cannot run: " + strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func run(ctx context.Context, o options) error {
+	if err := o.resolve(); err != nil {
+		return err
+	}
+	if err := preflight(o); err != nil {
+		return err
+	}
+	u := &undo{}
+	defer u.run()
+	if err := removeTree(o.work); err != nil {
+		return err
+	}
+	for _, d := range []string{"logs", "console"} {
+		if err := os.MkdirAll(filepath.Join(o.work, d), 0o755); err != nil {
+			return err
+		}
+	}
+	res := bench.Results{Date: time.Now(), TopLayer: bench.TopLayer{Files: o.treeFiles, Bytes: int64(o.treeMB) * 1e6}}
+	note := func(format string, a ...any) { res.Notes = append(res.Notes, fmt.Sprintf(format, a...)) }
+
+	logf("fixture: qemu-tests/fixture.sh %s (reused while its inputs are unchanged)", o.fixture)
+	fx := exec.CommandContext(ctx, "bash", filepath.Join(o.repo, "qemu-tests", "fixture.sh"), o.fixture)
+	fx.Stdout, fx.Stderr = os.Stderr, os.Stderr
+	if err := fx.Run(); err != nil {
+		return fmt.Errorf("make the fixture disk: %w", err)
+	}
+	disk := filepath.Join(o.work, "disk.img")
+	if err := copyDisk(ctx, o.fixture, disk); err != nil {
+		return err
+	}
+	u.push(func() error { return os.Remove(disk) })
+
+	logf("rw layer: snapshot of %s with the top layer applied, made on the host for the baselines", o.image)
+	mnt := filepath.Join(o.work, "disk")
+	unmountDisk, err := u.mount(ctx, mnt, "-o", "loop", disk)
+	if err != nil {
+		return fmt.Errorf("mount the copy of the fixture disk: %w", err)
+	}
+	layer, kver, err := prepareRWLayer(mnt, o.image)
+	if err != nil {
+		return err
+	}
+
+	gens := []*generator{ours(o, filepath.Join(mnt, "docker"), "generic"), ours(o, filepath.Join(mnt, "docker"), "host")}
+	var versions []bench.Version
+	for _, t := range debianTools(kver) {
+		logf("%s: copy of the image's root, apt-get install %s", t.name, t.name)
+		g, version, err := debian(ctx, u, o, t, layer, kver)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			logf("%s left out: %v", t.name, err)
+			note("%s is left out: %v", t.name, err)
+			continue
+		}
+		versions = append(versions, bench.Version{Name: t.name, Version: version})
+		gens = append(gens, g)
+	}
+	if err := buildRounds(ctx, o.rounds, gens); err != nil {
+		return err
+	}
+	vmlinuz := filepath.Join(gens[0].boot, "vmlinuz")
+	var bootable []*generator
+	for _, g := range gens {
+		if g.dropped != nil {
+			continue
+		}
+		if err := g.finish(vmlinuz); err != nil {
+			return err
+		}
+		res.Initrds = append(res.Initrds, g.Initrd)
+		if g.bootable {
+			bootable = append(bootable, g)
+		}
+	}
+	if err := unmountDisk(); err != nil {
+		return err
+	}
+
+	logf("boots: %d rounds of %d initramfs images under QEMU", o.rounds, len(bootable))
+	if err := bootRounds(ctx, o.rounds, bootable, disk, filepath.Join(o.work, "console")); err != nil {
+		return err
+	}
+	for i := range res.Initrds {
+		for _, g := range bootable {
+			if g.Name == res.Initrds[i].Name {
+				res.Initrds[i].Boots = g.Boots
+			}
+		}
+	}
+	for _, g := range gens {
+		if g.dropped != nil {
+			note("%s is left out: %v", g.Name, g.dropped)
+		}
+	}
+
+	logf("top layer: writing %d files, %d MB on a scratch btrfs and ext4", o.treeFiles, o.treeMB)
+	s, err := newScratch(ctx, u, o.work)
+	if err != nil {
+		return err
+	}
+	if err := writeTrees(ctx, s, res.TopLayer); err != nil {
+		return err
+	}
+	if err := topLayerBench(ctx, s, o.rounds, &res.TopLayer); err != nil {
+		return err
+	}
+	if res.Snapshots, err = snapshotBench(ctx, s, o.snapRounds, res.TopLayer); err != nil {
+		return err
+	}
+
+	res.Machine = describeMachine(ctx, o, kver, versions)
+	addNotes(&res, gens)
+	return write(o, res)
+}
+
+// copyDisk copies the fixture's disk (sparse) while holding its lock, so no boot writes to it
+// meanwhile; the bench then writes only to its copy.
+func copyDisk(ctx context.Context, fixture, disk string) error {
+	release, err := lockFixture(fixture)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if _, err := output(ctx, "cp", "--sparse=always", filepath.Join(fixture, "disk.img"), disk); err != nil {
+		return fmt.Errorf("copy the fixture disk: %w", err)
+	}
+	return nil
+}
+
+// prepareRWLayer makes on the disk mounted at mnt what the baselines boot and dockerinit makes
+// itself: the image's top layer snapshotted to docker_rwlayer with the top layer folder applied.
+// It returns the image's layer and its kernel version.
+func prepareRWLayer(mnt, image string) (layer, kver string, err error) {
+	store, err := imagestore.Open(os.DirFS(filepath.Join(mnt, "docker")))
+	if err != nil {
+		return "", "", err
+	}
+	img, err := store.Resolve(image)
+	if err != nil {
+		return "", "", err
+	}
+	layer = filepath.Join(mnt, "docker", filepath.FromSlash(img.Layer))
+	rw := filepath.Join(mnt, "docker_rwlayer")
+	if _, err := os.Lstat(rw); err == nil {
+		if err := btrfs.Delete(rw); err != nil {
+			return "", "", err
+		}
+	}
+	if err := btrfs.Snapshot(layer, rw); err != nil {
+		return "", "", err
+	}
+	if _, err := toplayer.Apply(filepath.Join(mnt, "boot_docker"), rw); err != nil {
+		return "", "", err
+	}
+	kernels, err := os.ReadDir(filepath.Join(layer, "lib", "modules"))
+	if err != nil {
+		return "", "", fmt.Errorf("image %s: its kernel modules: %w", image, err)
+	}
+	if len(kernels) != 1 {
+		return "", "", fmt.Errorf("image %s has %d kernels in /lib/modules, want exactly one to compare the same kernel everywhere", image, len(kernels))
+	}
+	return layer, kernels[0].Name(), nil
+}
+
+// addNotes says what a reader must know to read the figures right.
+func addNotes(res *bench.Results, gens []*generator) {
+	note := func(s string) { res.Notes = append(res.Notes, s) }
+	for _, g := range gens {
+		if g.Ours && !g.bootable && g.dropped == nil {
+			note(g.Name + " holds the modules this bench machine uses, not the QEMU guest's: it is measured for size and build time, not booted.")
+		}
+	}
+	note("dockerinit deletes the rw layer, snapshots the image and applies the top layer during its boot, inside the measured time; " +
+		"initramfs-tools and dracut cannot, so they boot a rw layer made beforehand on the host.")
+	note("dracut runs with --no-hostonly: host-only mode in a chroot would describe the bench machine, not the machine the image boots on. " +
+		"initramfs-tools runs with the image's defaults (MODULES=most, zstd).")
+	if os.Getenv("DOCKERINIT_KVM") != "1" {
+		note("QEMU runs TCG (no KVM), so every boot takes several times what it takes on hardware; the ratios are what compare.")
+	}
+	note("The big image is the small one's tree copied eight times with reflinks: eight times the files and extent references of " +
+		"distinct data (which is what a snapshot's cost could depend on) without writing gigabytes on a shared disk.")
+}
+
+// write writes the results files and the README section.
+func write(o options, res bench.Results) error {
+	if err := os.MkdirAll(o.results, 0o755); err != nil {
+		return err
+	}
+	doc, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{
+		"latest.json": append(doc, '\n'),
+		"latest.md":   []byte(bench.Markdown(res, "latest.svg")),
+		"latest.svg":  bench.Chart(res),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(o.results, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	logf("wrote %s/latest.{md,svg,json}", o.results)
+	if o.readme == "-" {
+		return nil
+	}
+	readme, err := os.ReadFile(o.readme)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(o.readme, []byte(bench.UpdateReadme(string(readme), bench.ReadmeSection(res))), 0o644); err != nil {
+		return err
+	}
+	logf("updated the Performance section of %s", o.readme)
+	return nil
+}

@@ -1,0 +1,87 @@
+package bench
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// oursConsole is a dockerinit boot as the serial console shows it (abridged).
+const oursConsole = "[    0.000000] Linux version 6.1.0-50-amd64\r\n" +
+	"[    2.758770] Run /init as init process\r\n" +
+	"[    2.903250] dockerinit: booting image sample_image from root=LABEL=linux\r\n" +
+	"DITEST start uptime=5.23\r\n" +
+	"DITEST image sample_image\r\n" +
+	"DITEST bootjson {\r\n" +
+	"DITEST bootjson   \"image\": \"sample_image\",\r\n" +
+	"DITEST bootjson   \"steps\": [\r\n" +
+	"DITEST bootjson     {\"name\": \"load modules\", \"ms\": 1730.5},\r\n" +
+	"DITEST bootjson     {\"name\": \"make rw layer\", \"ms\": 68.2}\r\n" +
+	"DITEST bootjson   ]\r\n" +
+	"DITEST bootjson }\r\n" +
+	"DITEST finished\r\n" +
+	"[    6.544582] reboot: Power down\r\n"
+
+// theirConsole is initramfs-tools booting the same image: no boot.json.
+const theirConsole = "[    1.900000] Run /init as init process\n" +
+	"Loading, please wait...\n" +
+	"[    3.100000] Btrfs loaded\n" +
+	"DITEST start uptime=9.87\n" +
+	"DITEST bootjson missing\n"
+
+func TestParseBoot(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		console string
+		want    Boot
+		wantErr error  // errors.Is
+		errText string // else a part of the error
+	}{
+		{name: "dockerinit with boot.json", console: oursConsole,
+			want: Boot{RunInitS: 2.75877, RealInitS: 5.23, Steps: []Step{{"load modules", 1730.5}, {"make rw layer", 68.2}}}},
+		{name: "initramfs-tools without boot.json", console: theirConsole, want: Boot{RunInitS: 1.9, RealInitS: 9.87}},
+		{name: "marker after kernel noise on one line", console: "[ 1.5] Run /init as init process\n[ 2.0] random: crng initDITEST start uptime=4.5\n",
+			want: Boot{RunInitS: 1.5, RealInitS: 4.5}},
+		{name: "no initramfs", console: "[ 1.0] Run /sbin/init as init process\nDITEST start uptime=3\n", wantErr: ErrNoBoot},
+		{name: "init never started", console: "[ 1.0] Run /init as init process\n(initramfs) ", wantErr: ErrNoBoot},
+		{name: "no printk time", console: "Run /init as init process\nDITEST start uptime=3\n", errText: "printk.time=1"},
+		{name: "garbled uptime", console: "[ 1.0] Run /init as init process\nDITEST start uptime=abc\n", errText: "as /proc/uptime prints it"},
+		{name: "empty uptime", console: "[ 1.0] Run /init as init process\nDITEST start uptime=\n", errText: "as /proc/uptime prints it"},
+		{name: "two boots mixed", console: "[ 9.0] Run /init as init process\nDITEST start uptime=3.0\n", errText: "mixes two boots"},
+		{name: "cut boot.json", console: "[ 1.0] Run /init as init process\nDITEST start uptime=3\nDITEST bootjson {\n", errText: "not the JSON dockerinit writes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseBoot([]byte(tc.console))
+			switch {
+			case tc.wantErr != nil:
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("ParseBoot error = %v, want %v", err, tc.wantErr)
+				}
+			case tc.errText != "":
+				if err == nil || !strings.Contains(err.Error(), tc.errText) {
+					t.Fatalf("ParseBoot error = %v, want one saying %q", err, tc.errText)
+				}
+			case err != nil:
+				t.Fatalf("ParseBoot: %v", err)
+			case !reflect.DeepEqual(got, tc.want):
+				t.Errorf("ParseBoot = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzParseBoot(f *testing.F) {
+	f.Add([]byte(oursConsole))
+	f.Add([]byte(theirConsole))
+	f.Add([]byte("[ 1] Run /init as init process\nDITEST start uptime=1e9\n"))
+	f.Fuzz(func(t *testing.T, console []byte) {
+		b, err := ParseBoot(console)
+		if err != nil {
+			return
+		}
+		if b.RunInitS < 0 || b.RealInitS < b.RunInitS || b.RealInitS > 1e6 {
+			t.Errorf("ParseBoot accepted an impossible timeline %+v", b)
+		}
+	})
+}

@@ -1,0 +1,178 @@
+package bench
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Baseline names the initramfs generator the targets are set against: Debian's own.
+const Baseline = "initramfs-tools"
+
+// Ratio is one target: our figure over the baseline's, which must not exceed Max.
+type Ratio struct {
+	Metric string
+	Ours   float64
+	Theirs float64
+	Unit   string
+	Max    float64
+	// Why says, for a target missed or not measured, by how much and why, from the figures.
+	Why string
+}
+
+// Measured reports whether both figures exist.
+func (r Ratio) Measured() bool { return r.Ours > 0 && r.Theirs > 0 }
+
+// Value is Ours/Theirs; 0 when not measured.
+func (r Ratio) Value() float64 {
+	if !r.Measured() {
+		return 0
+	}
+	return r.Ours / r.Theirs
+}
+
+// Met reports whether the target was measured and reached.
+func (r Ratio) Met() bool { return r.Measured() && r.Value() <= r.Max }
+
+// pair returns our main initramfs (the first one mkbootimg built) and the baseline's.
+func (res Results) pair() (ours, base *Initrd) {
+	for i := range res.Initrds {
+		in := &res.Initrds[i]
+		if in.Ours && ours == nil {
+			ours = in
+		}
+		if !in.Ours && in.Name == Baseline {
+			base = in
+		}
+	}
+	return ours, base
+}
+
+// copyCase returns the top layer case with the given placement.
+func (res Results) copyCase(sameFS bool) *CopyCase {
+	for i := range res.TopLayer.Cases {
+		if res.TopLayer.Cases[i].SameFS == sameFS {
+			return &res.TopLayer.Cases[i]
+		}
+	}
+	return nil
+}
+
+// Targets are the issue's targets, each with its figures and, where it was missed, why.
+func (res Results) Targets() []Ratio {
+	ours, base := res.pair()
+	var out []Ratio
+	add := func(r Ratio, why func(r Ratio) string) {
+		switch {
+		case !r.Measured():
+			r.Why = "not measured: " + cmp.Or(missingWhat(r, ours, base), "a figure is missing") + " (see the notes)"
+		case !r.Met():
+			r.Why = fmt.Sprintf("missed by %.0f%% (%.3f against at most %.2f): %s",
+				(r.Value()/r.Max-1)*100, r.Value(), r.Max, why(r))
+		}
+		out = append(out, r)
+	}
+	size := Ratio{Metric: "initramfs size", Unit: "MB", Max: 0.2}
+	build := Ratio{Metric: "build time", Unit: "s", Max: 0.05}
+	boot := Ratio{Metric: `"Run /init" to real init`, Unit: "s", Max: 0.25}
+	if ours != nil {
+		size.Ours = float64(ours.SizeBytes) / 1e6
+		build.Ours = Median(ours.BuildS)
+		boot.Ours, _ = bootMedians(ours.Boots)
+	}
+	if base != nil {
+		size.Theirs = float64(base.SizeBytes) / 1e6
+		build.Theirs = Median(base.BuildS)
+		boot.Theirs, _ = bootMedians(base.Boots)
+	}
+	add(size, func(Ratio) string { return sizeWhy(ours, base) })
+	add(build, func(Ratio) string { return buildWhy(ours, base) })
+	add(boot, func(Ratio) string { return bootWhy(ours) })
+
+	for _, c := range []struct {
+		sameFS bool
+		metric string
+		max    float64
+	}{
+		{false, "top layer apply, across file systems (vs cp -a)", 1.0},
+		{true, "top layer apply, same btrfs (vs cp -a)", 0.2},
+	} {
+		r := Ratio{Metric: c.metric, Unit: "s", Max: c.max}
+		cc := res.copyCase(c.sameFS)
+		if cc != nil {
+			r.Ours, r.Theirs = Median(cc.ApplyS), Median(cc.CpS)
+		}
+		add(r, func(Ratio) string { return copyWhy(res, c.sameFS) })
+	}
+	return out
+}
+
+func missingWhat(r Ratio, ours, base *Initrd) string {
+	switch {
+	case r.Ours == 0 && ours == nil:
+		return "no dockerinit initramfs was built"
+	case r.Theirs == 0 && base == nil:
+		return "no " + Baseline + " initramfs was built"
+	case r.Ours == 0:
+		return "no figure for dockerinit"
+	case r.Theirs == 0:
+		return "no figure for the comparison"
+	}
+	return ""
+}
+
+func partsTotal(in *Initrd) (bytes int64, files int) {
+	for _, p := range in.Parts {
+		bytes += p.Bytes
+		files += p.Files
+	}
+	return bytes, files
+}
+
+func sizeWhy(ours, base *Initrd) string {
+	if len(ours.Parts) == 0 {
+		return "its content was not analysed"
+	}
+	total, _ := partsTotal(ours)
+	big := slices.MaxFunc(ours.Parts, func(a, b Part) int { return cmp.Compare(a.Bytes, b.Bytes) })
+	s := fmt.Sprintf("%.1f MB of its %.1f MB uncompressed are %s (%d files)",
+		float64(big.Bytes)/1e6, float64(total)/1e6, big.Name, big.Files)
+	if bt, _ := partsTotal(base); bt > 0 {
+		s += fmt.Sprintf("; %s holds %.1f MB uncompressed", base.Name, float64(bt)/1e6)
+	}
+	return s
+}
+
+func buildWhy(ours, base *Initrd) string {
+	ob, of := partsTotal(ours)
+	bb, bf := partsTotal(base)
+	return fmt.Sprintf("mkbootimg took %.2f s for %.1f MB uncompressed in %d files, %s %.2f s for %.1f MB in %d files",
+		Median(ours.BuildS), float64(ob)/1e6, of, base.Name, Median(base.BuildS), float64(bb)/1e6, bf)
+}
+
+func bootWhy(ours *Initrd) string {
+	b, _ := MedianBoot(ours.Boots)
+	if len(b.Steps) == 0 {
+		return "boot.json had no steps to say where the time went"
+	}
+	steps := slices.SortedFunc(slices.Values(b.Steps), func(a, b Step) int { return cmp.Compare(b.MS, a.MS) })
+	var slow []string
+	for _, st := range steps[:min(2, len(steps))] {
+		slow = append(slow, fmt.Sprintf("%q %.0f ms", st.Name, st.MS))
+	}
+	return fmt.Sprintf("the slowest steps of the median boot were %s, of %.0f ms in all",
+		strings.Join(slow, " and "), b.InitramfsS()*1000)
+}
+
+func copyWhy(res Results, sameFS bool) string {
+	c, other := res.copyCase(sameFS), res.copyCase(!sameFS)
+	mb := float64(res.TopLayer.Bytes) / 1e6
+	apply, cp := Median(c.ApplyS), Median(c.CpS)
+	if sameFS && other != nil && cp < Median(other.CpS)/2 {
+		return fmt.Sprintf("cp -a cloned extents too (GNU cp defaults to --reflink=auto since coreutils 9.0), "+
+			"so both copy only metadata: %.2f s against %.2f s for %d files", apply, cp, res.TopLayer.Files)
+	}
+	return fmt.Sprintf("%.0f MB in %d files: toplayer %.0f MB/s, cp -a %.0f MB/s",
+		mb, res.TopLayer.Files, mb/apply, mb/cp)
+}

@@ -20,16 +20,17 @@ var commands int
 // the console lines it printed (kernel messages may be among them). The shell prints a numbered
 // marker after the command: kernel messages may land on the prompt's line, so the prompt is no
 // reliable sign that a command ended, and waitFor may match a line still being printed, which an
-// unnumbered marker of the previous command would be. The echo of the typed line shows @@N:"$?"
+// unnumbered marker of the previous command would be. The echo of the typed line shows @@N:"$?":end
 // and does not match.
 func atPrompt(t *testing.T, v *vm, line string) (string, []string) {
 	t.Helper()
 	commands++
 	before := len(v.transcript())
-	if err := v.send(fmt.Sprintf(`%s; echo @@%d:"$?"`, line, commands) + "\r"); err != nil {
+	// The trailing ":end" keeps a half-printed status ("@@8:1" of "@@8:127") from matching.
+	if err := v.send(fmt.Sprintf(`%s; echo @@%d:"$?":end`, line, commands) + "\r"); err != nil {
 		t.Fatal(err)
 	}
-	done, err := v.waitFor(regexp.MustCompile(fmt.Sprintf(`^@@%d:(\d+)$`, commands)), shellTimeout)
+	done, err := v.waitFor(regexp.MustCompile(fmt.Sprintf(`^@@%d:(\d+):end$`, commands)), shellTimeout)
 	if err != nil {
 		t.Fatalf("%q did not finish at the rescue shell: %v", line, err)
 	}
@@ -38,11 +39,11 @@ func atPrompt(t *testing.T, v *vm, line string) (string, []string) {
 		if l.text == done.text {
 			break
 		}
-		if !strings.Contains(l.text, `:"$?"`) {
+		if !strings.Contains(l.text, `:"$?":end`) {
 			out = append(out, l.text)
 		}
 	}
-	_, status, _ := strings.Cut(done.text, ":")
+	_, status, _ := strings.Cut(strings.TrimSuffix(done.text, ":end"), ":")
 	return status, out
 }
 

@@ -16,6 +16,9 @@ var shellGreeting = regexp.MustCompile("dockerinit rescue shell. `help` lists th
 // commands counts the commands atPrompt typed, to number their end markers.
 var commands int
 
+// shellPrompt is the rescue shell's prompt at the start of a console line.
+var shellPrompt = regexp.MustCompile(`^rescue:[^#]*# `)
+
 // atPrompt types line at the rescue shell, waits until it has run and returns its exit status and
 // the console lines it printed (kernel messages may be among them). The shell prints a numbered
 // marker after the command: kernel messages may land on the prompt's line, so the prompt is no
@@ -40,7 +43,8 @@ func atPrompt(t *testing.T, v *vm, line string) (string, []string) {
 			break
 		}
 		if !strings.Contains(l.text, `:"$?":end`) {
-			out = append(out, l.text)
+			// Typed ahead of the prompt, a command's first line follows the prompt on its line.
+			out = append(out, shellPrompt.ReplaceAllString(l.text, ""))
 		}
 	}
 	_, status, _ := strings.Cut(strings.TrimSuffix(done.text, ":end"), ":")

@@ -37,20 +37,12 @@ type File struct {
 // from the firmware directory beside modulesDir when it is there. The output is sorted by path
 // and identical for identical inputs.
 func Bundle(modulesDir, kver string, names []string, optional ...string) ([]File, error) {
-	dir, err := openModules(modulesDir, kver)
+	dir, dc, ix, err := openTree(modulesDir, kver)
 	if err != nil {
 		return nil, err
 	}
 	defer dir.Close()
-	dc, err := newDecompressor()
-	if err != nil {
-		return nil, err
-	}
 	defer dc.Close()
-	ix, err := loadIndex(dir, dc)
-	if err != nil {
-		return nil, fmt.Errorf("kernel %s modules: %w", kver, err)
-	}
 	c, err := resolveClosure(ix, kver, names, optional)
 	if err != nil {
 		return nil, err
@@ -102,6 +94,24 @@ func Bundle(modulesDir, kver string, names []string, optional ...string) ([]File
 		File{Path: prefix + "modules.alias", Data: aliasBuf.Bytes(), Mode: 0o644})
 	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
 	return files, nil
+}
+
+// openTree opens the modules directory of kernel kver with a decompressor and reads its index;
+// the caller closes dir and dc.
+func openTree(modulesDir, kver string) (dir *os.Root, dc *decompressor, ix *index, err error) {
+	if dir, err = openModules(modulesDir, kver); err != nil {
+		return nil, nil, nil, err
+	}
+	if dc, err = newDecompressor(); err != nil {
+		dir.Close()
+		return nil, nil, nil, err
+	}
+	if ix, err = loadIndex(dir, dc); err != nil {
+		dc.Close()
+		dir.Close()
+		return nil, nil, nil, fmt.Errorf("kernel %s modules: %w", kver, err)
+	}
+	return dir, dc, ix, nil
 }
 
 // openModules opens the modules directory of kernel kver under modulesDir.

@@ -34,20 +34,12 @@ var hostFS = []string{"vfat", "nls_cp437", "nls_ascii", "nls_iso8859_1", "nls_ut
 // plus hostFS. Sound, network and graphics drivers stay out: they are the bulk of what a machine
 // loads and the boot does not need them.
 func Host(modulesDir, kver, sys string) ([]string, error) {
-	dir, err := openModules(modulesDir, kver)
+	dir, dc, ix, err := openTree(modulesDir, kver)
 	if err != nil {
 		return nil, err
 	}
 	defer dir.Close()
-	dc, err := newDecompressor()
-	if err != nil {
-		return nil, err
-	}
 	defer dc.Close()
-	ix, err := loadIndex(dir, dc)
-	if err != nil {
-		return nil, fmt.Errorf("kernel %s modules: %w", kver, err)
-	}
 	used, err := hostModules(sys)
 	if err != nil {
 		return nil, err

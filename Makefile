@@ -28,8 +28,8 @@ test:
 	$(GO) test $(GOTESTFLAGS) -timeout 60m ./...
 
 # The btrfs disk with the dockerd-built images that the boots use (reused while unchanged).
-qemu-fixture:
-	bash qemu-tests/fixture.sh out/fixture
+qemu-fixture: build
+	bash qemu-tests/fixture.sh out/fixture bin/dockerinit
 
 # Boot sample_image in QEMU on this terminal: systemd to a login prompt (root, no password;
 # Ctrl-a x quits). DEMO_POWEROFF=1 boots a small init that shows what booted, then powers off.

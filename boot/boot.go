@@ -48,6 +48,10 @@ const (
 	prepareModulesRoot = "/run/dockerinit/no-modules"
 )
 
+// Started is when this process started, read as the program initializes: as PID 1, when the
+// kernel ran /init.
+var Started = switchroot.Now()
+
 // Options are what the caller knows before the sequence starts.
 type Options struct {
 	Mode     Mode
@@ -84,16 +88,23 @@ type Report struct {
 	ModulesLoad int        `json:"modules_loaded"`
 }
 
-// seq is one run of the sequence and what it found so far.
-type seq struct {
+// Sequence is the boot sequence of one boot and what its steps found so far. After a failure
+// the next Run resumes at the failed step: what the steps before it did (the root device found,
+// the top level mounted, modules loading) stays, so a fix made in the rescue shell counts and a
+// disk that came late is not searched for again.
+type Sequence struct {
 	opts   Options
 	log    *Logger
 	p      bootparam.Params
 	dev    blockdev.Device
 	img    imagestore.Image
 	report Report
-	mounts []string // mounted by this run, unmounted in reverse on failure
+	mounts []string // mounted by the steps, unmounted in reverse when they are undone
 	start  time.Time
+
+	steps []step
+	next  int   // the step the next Run starts at
+	marks []int // len(mounts) when each step last started: what rewinding to it unmounts
 
 	modules    *kmod.Loader
 	stopWatch  context.CancelFunc // ends the uevent watch that loads modules for new devices
@@ -104,57 +115,82 @@ type seq struct {
 type step struct {
 	name string
 	run  func() error
+	// retryFrom names the step a retry starts at when redoing this one alone would not do: a
+	// top layer applied halfway needs a fresh rw layer. Empty: this step.
+	retryFrom string
 }
 
-func (s *seq) steps() []step {
+func (s *Sequence) stepList() []step {
 	steps := []step{
-		{"mount /proc /sys /dev /run", s.mountAPI},
-		{"read parameters", s.readParams},
-		{"start loading modules", s.startModules},
-		{"find root device", s.findRoot},
-		{"wait for btrfs modules", s.waitForcedModules},
-		{"wait for all btrfs devices", s.assembleRoot},
-		{"mount btrfs top level", s.mountTopLevel},
-		{"resolve image", s.resolveImage},
-		{"make rw layer", s.makeRWLayer},
-		{"apply top layer", s.applyTopLayer},
+		{name: "mount /proc /sys /dev /run", run: s.mountAPI},
+		{name: "read parameters", run: s.readParams},
+		{name: "start loading modules", run: s.startModules},
+		{name: "find root device", run: s.findRoot},
+		{name: "wait for btrfs modules", run: s.waitForcedModules},
+		{name: "wait for all btrfs devices", run: s.assembleRoot},
+		{name: "mount btrfs top level", run: s.mountTopLevel},
+		{name: "resolve image", run: s.resolveImage},
+		{name: "make rw layer", run: s.makeRWLayer},
+		{name: "apply top layer", run: s.applyTopLayer, retryFrom: "make rw layer"},
 	}
 	if s.opts.Mode == Prepare {
 		return append(steps,
-			step{"release top level", s.releaseTopLevel},
-			step{"finish loading modules", s.finishModules},
+			step{name: "release top level", run: s.releaseTopLevel},
+			step{name: "finish loading modules", run: s.finishModules},
 		)
 	}
 	return append(steps,
-		step{"link /dev/disk/by-*", s.linkDisks},
-		step{"check init", s.checkInit},
-		step{"mount new root", s.mountNewRoot},
-		step{"finish loading modules", s.finishModules},
-		step{"write boot.json", s.writeReport},
+		step{name: "link /dev/disk/by-*", run: s.linkDisks},
+		step{name: "check init", run: s.checkInit},
+		step{name: "mount new root", run: s.mountNewRoot},
+		step{name: "finish loading modules", run: s.finishModules},
+		step{name: "write boot.json", run: s.writeReport},
+		// A switch that failed may have moved /dev and friends or emptied the initramfs
+		// already: the retry starts over from the modules, with nothing of ours mounted.
+		step{name: "switch root", run: s.switchRoot, retryFrom: "start loading modules"},
 	)
 }
 
-// StepError says which step failed.
+// StepError says which step failed, and where a retry starts.
 type StepError struct {
-	Step string
-	Err  error
+	Step    string
+	RetryAt string
+	Err     error
 }
 
 func (e *StepError) Error() string { return fmt.Sprintf("%s: %v", e.Step, e.Err) }
 func (e *StepError) Unwrap() error { return e.Err }
 
-// Run runs the sequence once. In Full mode a nil error means the new root is mounted at
-// newRootDir and ready for SwitchRoot. On error, what this run mounted is unmounted again.
-func Run(opts Options) (*Report, error) {
-	s := &seq{opts: opts, log: opts.Log, start: time.Now()}
-	s.report.StartedS = sinceBoot()
-	for _, st := range s.steps() {
+// New returns the sequence for opts, not started.
+func New(opts Options) *Sequence {
+	s := &Sequence{opts: opts, log: opts.Log}
+	s.steps = s.stepList()
+	s.marks = make([]int, len(s.steps))
+	return s
+}
+
+// Run runs the steps from the first one not done. In Full mode it ends by switching root and
+// returns only on failure. In Prepare mode a nil error means the rw layer is ready.
+func (s *Sequence) Run() (*Report, error) {
+	if s.start.IsZero() {
+		s.start = time.Now()
+		s.report.StartedS = Started.Monotonic.Seconds()
+	} else {
+		s.log.Infof("retrying the boot from step %q", s.steps[s.next].name)
+	}
+	s.report.Steps = s.report.Steps[:s.next] // one entry a step done, in order
+	for ; s.next < len(s.steps); s.next++ {
+		st := s.steps[s.next]
+		s.marks[s.next] = len(s.mounts)
 		t0 := time.Now()
 		s.log.Debugf("step: %s", st.name)
-		if err := st.run(); err != nil {
-			s.unmountAll()
-			s.stopModules()
-			return nil, &StepError{Step: st.name, Err: err}
+		if err := runStep(st); err != nil {
+			at := s.next
+			if st.retryFrom != "" {
+				at = slices.IndexFunc(s.steps, func(o step) bool { return o.name == st.retryFrom })
+			}
+			s.rewind(at)
+			return nil, &StepError{Step: st.name, RetryAt: s.steps[at].name, Err: err}
 		}
 		d := time.Since(t0)
 		s.report.Steps = append(s.report.Steps, StepTime{st.name, ms(d)})
@@ -164,26 +200,41 @@ func Run(opts Options) (*Report, error) {
 	return &s.report, nil
 }
 
-// SwitchRoot hands over to the real init. It returns only on failure, after unmounting the new
-// root so that a retry can replace the rw layer.
-func SwitchRoot(r *Report, opts Options) error {
-	err := switchroot.Switch(newRootDir, r.Init, opts.InitArgs, opts.Env)
-	_ = unix.Unmount(newRootDir, unix.MNT_DETACH)
-	return err
+// runStep runs st; a bug that panics becomes a failure like any other, so the console still gets
+// the explanation and the rescue prompt, and the step's mounts are undone.
+func runStep(st step) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error (please report it): %v", r)
+		}
+	}()
+	return st.run()
+}
+
+// rewind undoes the mounts of step i and of those after it, so that the next Run starts at i.
+func (s *Sequence) rewind(i int) {
+	s.unmountFrom(s.marks[i])
+	s.next = i
+}
+
+// Abandon undoes everything the sequence mounted and stops loading modules: for a caller that
+// gives up after a failure (dockerinit prepare exits).
+func (s *Sequence) Abandon() {
+	s.unmountFrom(0)
+	s.stopModules()
+}
+
+// switchRoot hands over to the real init; systemd is told when the initramfs started, so that
+// systemd-analyze counts the initramfs time.
+func (s *Sequence) switchRoot() error {
+	return switchroot.Switch(newRootDir, s.p.Init, s.opts.InitArgs, s.opts.Env, Started)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func sinceBoot() float64 {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
-		return 0
-	}
-	return float64(ts.Nano()) / 1e9
-}
 
 // mountAPI mounts what the kernel does not: in prepare mode most are mounted already.
-func (s *seq) mountAPI() error {
+func (s *Sequence) mountAPI() error {
 	for _, m := range []struct {
 		dir, fstype string
 		flags       uintptr
@@ -210,7 +261,7 @@ func (s *seq) mountAPI() error {
 	return nil
 }
 
-func (s *seq) readParams() error {
+func (s *Sequence) readParams() error {
 	var cfg bootparam.Config
 	if data, err := os.ReadFile(configPath); err == nil {
 		if cfg, err = bootparam.DecodeConfig(data); err != nil {
@@ -254,7 +305,7 @@ func (s *seq) readParams() error {
 // startModules starts loading what the initramfs always loads (btrfs and its dependencies), and,
 // like udev's coldplug, the bundled drivers for the devices present and for those that appear
 // later; the boot goes on meanwhile, and waits only where it needs a module.
-func (s *seq) startModules() error {
+func (s *Sequence) startModules() error {
 	root := "/"
 	if s.opts.Mode == Prepare {
 		// Inside another generator's initramfs its udev and modprobe load the drivers (the hooks
@@ -262,6 +313,7 @@ func (s *seq) startModules() error {
 		// lib/modules gives a Loader that loads nothing, so the steps that ask it still work.
 		root = prepareModulesRoot
 	}
+	s.stopModules() // a retry after a failed switch starts the loading over
 	l, err := kmod.NewLoader(root)
 	if err != nil {
 		return err
@@ -275,7 +327,7 @@ func (s *seq) startModules() error {
 	return nil
 }
 
-func (s *seq) waitForcedModules() error {
+func (s *Sequence) waitForcedModules() error {
 	r := s.modules.WaitForced()
 	for _, name := range r.Failed {
 		s.log.Warnf("module %s failed to load: %v", name, r.Errors[name])
@@ -285,7 +337,7 @@ func (s *seq) waitForcedModules() error {
 
 // finishModules ends the uevent watch and waits for every load in flight: switching root with
 // a module still loading would leave its init running against a vanished initramfs.
-func (s *seq) finishModules() error {
+func (s *Sequence) finishModules() error {
 	r := s.stopModules()
 	s.report.ModulesLoad = len(r.Loaded)
 	for _, name := range r.Failed {
@@ -302,7 +354,7 @@ func (s *seq) finishModules() error {
 }
 
 // stopModules cancels the watch and waits for the loads; it is safe to call more than once.
-func (s *seq) stopModules() kmod.Report {
+func (s *Sequence) stopModules() kmod.Report {
 	if s.modules == nil {
 		return s.modulesRep
 	}
@@ -315,7 +367,7 @@ func (s *seq) stopModules() kmod.Report {
 	return s.modulesRep
 }
 
-func (s *seq) findDevice(spec string) (blockdev.Device, error) {
+func (s *Sequence) findDevice(spec string) (blockdev.Device, error) {
 	sp, err := blockdev.ParseSpec(spec)
 	if err != nil {
 		return blockdev.Device{}, err
@@ -332,7 +384,7 @@ func (s *seq) findDevice(spec string) (blockdev.Device, error) {
 
 // assembleRoot waits until the kernel knows every device of a multi-device btrfs root (a RAID1
 // over two disks), within the device timeout; rootflags=degraded boots without the missing ones.
-func (s *seq) assembleRoot() error {
+func (s *Sequence) assembleRoot() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.p.Timeout)
 	defer cancel()
 	err := blockdev.AssembleBtrfs(ctx, s.dev)
@@ -351,7 +403,7 @@ func (s *seq) assembleRoot() error {
 // linkDisks makes /dev/disk/by-{uuid,label,partuuid,partlabel} as udev would, for the booted
 // system's fstab and tools until its own udev runs: /dev moves into the new root. Not worth
 // failing the boot over.
-func (s *seq) linkDisks() error {
+func (s *Sequence) linkDisks() error {
 	devs, err := blockdev.Scan("/sys/class/block", "/dev")
 	if err == nil {
 		err = blockdev.Links("/dev", devs)
@@ -362,7 +414,7 @@ func (s *seq) linkDisks() error {
 	return nil
 }
 
-func (s *seq) findRoot() error {
+func (s *Sequence) findRoot() error {
 	t0 := time.Now()
 	dev, err := s.findDevice(s.p.Root.Device)
 	if err != nil {
@@ -387,7 +439,7 @@ func joinFlags(parts ...string) string {
 	return strings.Join(out, ",")
 }
 
-func (s *seq) mount(src, dir, fstype string, flags uintptr, data string) error {
+func (s *Sequence) mount(src, dir, fstype string, flags uintptr, data string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -398,7 +450,7 @@ func (s *seq) mount(src, dir, fstype string, flags uintptr, data string) error {
 	return nil
 }
 
-func (s *seq) unmount(dir string) error {
+func (s *Sequence) unmount(dir string) error {
 	if err := unix.Unmount(dir, 0); err != nil {
 		return fmt.Errorf("unmount %s: %w", dir, err)
 	}
@@ -411,23 +463,24 @@ func (s *seq) unmount(dir string) error {
 	return nil
 }
 
-func (s *seq) unmountAll() {
-	for i := len(s.mounts) - 1; i >= 0; i-- {
+// unmountFrom unmounts mounts[from:], the newest first.
+func (s *Sequence) unmountFrom(from int) {
+	for i := len(s.mounts) - 1; i >= from; i-- {
 		if err := unix.Unmount(s.mounts[i], 0); err != nil {
 			_ = unix.Unmount(s.mounts[i], unix.MNT_DETACH)
 		}
 	}
-	s.mounts = nil
+	s.mounts = s.mounts[:from]
 }
 
-func (s *seq) mountTopLevel() error {
+func (s *Sequence) mountTopLevel() error {
 	// The top level must be writable for the snapshot, whatever ro/rw says about the new root.
 	return s.mount(s.dev.Path, topLevelDir, "btrfs", 0, joinFlags(s.p.Root.Flags, "subvolid=5"))
 }
 
-func (s *seq) dockerRoot() string { return filepath.Join(topLevelDir, s.p.DockerPath) }
+func (s *Sequence) dockerRoot() string { return filepath.Join(topLevelDir, s.p.DockerPath) }
 
-func (s *seq) resolveImage() error {
+func (s *Sequence) resolveImage() error {
 	root := s.dockerRoot()
 	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
 		return fmt.Errorf("docker_path=%s: no directory %s on %s; its top level holds: %s. Set docker_path= to the Docker data root relative to the btrfs top level",
@@ -493,7 +546,7 @@ func rwLayerPath(top, rwLayer string) (string, error) {
 	return filepath.Join(top, rwLayer), nil
 }
 
-func (s *seq) makeRWLayer() error {
+func (s *Sequence) makeRWLayer() error {
 	rw, err := rwLayerPath(topLevelDir, s.p.RWLayer)
 	if err != nil {
 		return err
@@ -522,7 +575,7 @@ func (s *seq) makeRWLayer() error {
 	return nil
 }
 
-func (s *seq) applyTopLayer() error {
+func (s *Sequence) applyTopLayer() error {
 	tl := s.p.TopLayer
 	if tl.Path == "" {
 		s.log.Debugf("no toplayer_path: no top layer")
@@ -567,7 +620,7 @@ func (s *seq) applyTopLayer() error {
 
 // loadFSModule loads the driver of a file system type; one the initramfs lacks may be built in,
 // which the mount will tell.
-func (s *seq) loadFSModule(fstype, flags string) {
+func (s *Sequence) loadFSModule(fstype, flags string) {
 	var nb *kmod.NotBundledError
 	if err := s.modules.Load(fsModules(fstype, flags)...); err != nil && !errors.As(err, &nb) {
 		s.log.Warnf("module for %s: %v", fstype, err)
@@ -606,7 +659,7 @@ func fsModules(fstype, flags string) []string {
 }
 
 // topLayerMissing lets the boot go on without the top layer unless the configuration requires it.
-func (s *seq) topLayerMissing(err error) error {
+func (s *Sequence) topLayerMissing(err error) error {
 	if s.p.TopLayer.Required {
 		return err
 	}
@@ -614,13 +667,13 @@ func (s *seq) topLayerMissing(err error) error {
 	return nil
 }
 
-func (s *seq) releaseTopLevel() error { return s.unmount(topLevelDir) }
+func (s *Sequence) releaseTopLevel() error { return s.unmount(topLevelDir) }
 
-func (s *seq) checkInit() error {
+func (s *Sequence) checkInit() error {
 	return switchroot.CheckInit(filepath.Join(topLevelDir, s.p.RWLayer), s.p.Init)
 }
 
-func (s *seq) mountNewRoot() error {
+func (s *Sequence) mountNewRoot() error {
 	var flags uintptr
 	if s.p.ReadOnly {
 		flags = unix.MS_RDONLY
@@ -631,7 +684,7 @@ func (s *seq) mountNewRoot() error {
 	return s.unmount(topLevelDir)
 }
 
-func (s *seq) writeReport() error {
+func (s *Sequence) writeReport() error {
 	var uts unix.Utsname
 	_ = unix.Uname(&uts)
 	r := &s.report

@@ -24,7 +24,15 @@ var host rescue.Host
 func Fail(log *Logger, err error) {
 	log.write(levelDebug, "stopped: %v", err) // kept in dmesg; the console gets the block below
 	fmt.Printf("\n*** dockerinit: boot failed ***\n%v\n\nNothing under the Docker root was changed.\n", err)
-	if perr := prompt(log); perr != nil {
+	retry := "the boot"
+	var se *StepError
+	if errors.As(err, &se) {
+		retry = fmt.Sprintf("the boot from step %q", se.RetryAt)
+	}
+	if mounted(topLevelDir) {
+		fmt.Printf("The btrfs top level (the Docker root, the rw layer) is mounted at %s for the rescue shell.\n", topLevelDir)
+	}
+	if perr := prompt(log, retry); perr != nil {
 		log.Errorf("%v", perr)
 	}
 }
@@ -35,21 +43,21 @@ func Rescue(log *Logger, msg string) error {
 	fmt.Println(msg)
 	if err := openShell(log); err != nil {
 		fmt.Printf("\n%v\n", err)
-		return prompt(log)
+		return prompt(log, "the boot")
 	}
 	return nil
 }
 
-// prompt asks at the console whether to retry the boot, open the rescue shell, reboot or power
-// off. Enter alone retries, so a machine whose disk was late boots with one key.
-func prompt(log *Logger) error {
+// prompt asks at the console whether to retry (what retry names), open the rescue shell, reboot
+// or power off. Enter alone retries, so a machine whose disk was late boots with one key.
+func prompt(log *Logger, retry string) error {
 	choices := "type shell, reboot or poweroff"
 	if !isTerminal(os.Stdin) {
 		choices = "type reboot or poweroff (no rescue shell: the console is not a terminal)"
 	}
 	in := bufio.NewReader(os.Stdin) // the console returns a line a read: nothing is read ahead
 	for {
-		fmt.Printf("\nPress Enter to retry the boot, or %s: ", choices)
+		fmt.Printf("\nPress Enter to retry %s, or %s: ", retry, choices)
 		line, err := in.ReadString('\n')
 		if err != nil {
 			// No console input (none attached): wait and retry rather than spin or exit.

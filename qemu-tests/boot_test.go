@@ -2,6 +2,7 @@ package qemutests
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -98,6 +99,24 @@ func TestBoots(t *testing.T) {
 			if _, err := v.waitFor(regexp.MustCompile(`root@dockerinit-top:.*# *$`), 60*time.Second); err != nil {
 				t.Fatalf("root login with the empty password: %v", err)
 			}
+			t.Run("dockerinit status", func(t *testing.T) {
+				status, out := typeCommand(t, v, rootPrompt, "dockerinit status")
+				if status != "0" {
+					t.Fatalf("dockerinit status: exit status %s; it printed:\n%s", status, strings.Join(out, "\n"))
+				}
+				expectOutput(t, "dockerinit status", out,
+					`^Booted by dockerinit into sample_image$`,
+					`^  image ID +sha256:[0-9a-f]{64}$`,
+					`^  rw layer +docker_rwlayer \(a fresh snapshot`,
+					`^  root device +/dev/vda \(root=LABEL=linux\)$`,
+					`^  top layer +boot_docker: \d+ entries applied$`,
+					`^  init +/sbin/init$`,
+					`^Boot steps \(dockerinit started [0-9.]+ s after the kernel, took [0-9.]+ ms\):$`,
+					`^  make rw layer +[0-9.]+ ms$`)
+			})
+			t.Run("systemd-analyze counts the initramfs", func(t *testing.T) {
+				checkSystemdAnalyze(t, v)
+			})
 			if err := v.send("systemctl poweroff\r"); err != nil {
 				t.Fatal(err)
 			}
@@ -108,6 +127,57 @@ func TestBoots(t *testing.T) {
 	})
 
 	t.Run("Docker store unchanged", func(t *testing.T) { checkStoreUnchanged(t, r) })
+}
+
+// rootPrompt is bash's prompt for root in the booted image.
+var rootPrompt = regexp.MustCompile(`^root@dockerinit-top:[^#]*# `)
+
+// initrdTime is systemd-analyze's summary when systemd knows the initrd's start.
+var initrdTime = regexp.MustCompile(`^Startup finished in .*\(kernel\) \+ ([0-9.]+m?s) \(initrd\) \+ .*\(userspace\)`)
+
+// checkSystemdAnalyze checks that systemd-analyze reports the initramfs ("(initrd)"), which it
+// does only when dockerinit handed systemd its start time, and that it is about as long as
+// dockerinit's own steps took (boot.json), plus the switch.
+func checkSystemdAnalyze(t *testing.T, v *vm) {
+	t.Helper()
+	var out []string
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(3 * time.Second) {
+		var status string
+		status, out = typeCommand(t, v, rootPrompt, "SYSTEMD_COLORS=0 systemd-analyze time | cat")
+		if status == "0" || time.Now().After(deadline) {
+			break // "Bootup is not yet finished" fails until the last start-up job ends
+		}
+	}
+	var initrd string
+	for _, l := range out {
+		if m := initrdTime.FindStringSubmatch(l); m != nil {
+			initrd = m[1]
+		}
+	}
+	if initrd == "" {
+		t.Fatalf("systemd-analyze reports no initrd time; it printed:\n%s", strings.Join(out, "\n"))
+	}
+	got, err := time.ParseDuration(initrd)
+	if err != nil {
+		t.Fatalf("initrd time %q: %v", initrd, err)
+	}
+	_, jsonOut := typeCommand(t, v, rootPrompt, "grep total_ms /run/dockerinit/boot.json")
+	var totalMS float64
+	for _, l := range jsonOut {
+		if _, err := fmt.Sscanf(strings.TrimSpace(l), `"total_ms": %g,`, &totalMS); err == nil {
+			break
+		}
+	}
+	steps := time.Duration(totalMS * float64(time.Millisecond))
+	if steps <= 0 {
+		t.Fatalf("no total_ms in boot.json; grep printed:\n%s", strings.Join(jsonOut, "\n"))
+	}
+	// The initrd time runs from /init's start to systemd's, so it holds the steps; the switch
+	// and the program's start add little (seconds at most under TCG).
+	if got < steps || got > steps+5*time.Second {
+		t.Errorf("systemd-analyze says the initrd took %v; dockerinit's steps took %v", got, steps)
+	}
+	t.Logf("systemd-analyze: initrd %v; dockerinit steps %v", got, steps)
 }
 
 // checkStoreUnchanged compares the Docker store on the disk with its listing made when dockerd

@@ -28,7 +28,7 @@ flock -n "$lockfd" || {
 	flock "$lockfd"
 }
 export DOCKERINIT_FIXTURE_LOCKED=1
-bash "$here/fixture.sh" "$fixture"
+bash "$here/fixture.sh" "$fixture" "$repo/bin/dockerinit"
 bash "$here/fixture.sh" mkboot "$fixture" sample_image "$out/boot" "$repo/bin/mkbootimg"
 
 cmdline="console=ttyS0 root=LABEL=linux rootflags=subvol=docker_rwlayer rw docker_path=docker toplayer=LABEL=linux toplayer_path=boot_docker no_timer_check"

@@ -82,8 +82,11 @@ func TestFailuresExplainThemselves(t *testing.T) {
 		if err := v.send("\r"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := v.waitFor(regexp.MustCompile(`dockerinit: booting image nosuch`), failureTimeout); err != nil {
-			t.Fatalf("Enter at the prompt did not retry the boot: %v", err)
+		if _, err := v.waitFor(regexp.MustCompile(`dockerinit: retrying the boot from step "resolve image"`), failureTimeout); err != nil {
+			t.Fatalf("Enter at the prompt did not resume the boot at the failed step: %v", err)
+		}
+		if _, err := v.waitFor(failBanner, failureTimeout); err != nil {
+			t.Fatalf("the retried boot did not fail again with its banner: %v", err)
 		}
 	})
 

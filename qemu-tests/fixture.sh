@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # fixture.sh: the disk the QEMU tests and `make demo` boot, made with real parts.
 #
-#   fixture.sh OUTDIR                     make OUTDIR/disk.img (reused while its inputs are unchanged)
+#   fixture.sh OUTDIR DOCKERINIT          make OUTDIR/disk.img (reused while its inputs are unchanged);
+#                                         DOCKERINIT is the built binary, which sample_image ships
 #   fixture.sh list OUTDIR                print the Docker store listing of OUTDIR/disk.img (mounted read-only)
 #   fixture.sh mkboot OUTDIR IMAGE BOOTDIR MKBOOTIMG [ARGS...]
 #                                         run MKBOOTIMG --docker-root <disk>/docker --image IMAGE --out BOOTDIR
@@ -9,7 +10,7 @@
 # The disk is a whole-disk btrfs labelled "linux" holding:
 #   docker/       a Docker data root written by a real dockerd (docker.io, btrfs graph driver):
 #                 debian-base (debootstrap, docker import), sample_image and other_image (docker build
-#                 of images/*/Dockerfile)
+#                 of images/*/Dockerfile); sample_image COPYs the dockerinit binary, for `dockerinit status`
 #   boot_docker/  the top layer: hostname, a dotfile, a setuid file owned by 1234:1234, a hardlink
 #                 pair, an xattr, a symlink, an empty directory, a dated file and a whiteout
 # OUTDIR/store.list is the listing of docker/ taken right after dockerd stopped; compare it with
@@ -202,8 +203,9 @@ stop_dockerd() {
 }
 
 fixture_key() {
+	local dockerinit=$1
 	{
-		cat "${BASH_SOURCE[0]}"
+		cat "${BASH_SOURCE[0]}" "$dockerinit"
 		cd "$here/images"
 		find . -type f -printf '%p %m\n' | LC_ALL=C sort
 		find . -type f -print0 | LC_ALL=C sort -z | xargs -0 cat
@@ -211,8 +213,9 @@ fixture_key() {
 }
 
 cmd_build() {
-	local out=$1 key start=$SECONDS run t
-	key=$(fixture_key)
+	local out=$1 dockerinit=$2 key start=$SECONDS run t
+	[ -f "$dockerinit" ] && [ -x "$dockerinit" ] || die "$dockerinit: want the built dockerinit binary (make build; bin/dockerinit)"
+	key=$(fixture_key "$dockerinit")
 	if [ -f "$out/disk.img" ] && [ -f "$out/store.list" ] && [ "$(cat "$out/fixture.stamp" 2>/dev/null)" = "$key" ]; then
 		log "reusing $out/disk.img (inputs unchanged)"
 		return
@@ -241,6 +244,8 @@ cmd_build() {
 		t=$SECONDS
 		# The init scripts must be executable in the image whatever mode the checkout gave them.
 		cp -r "$here/images/$image" "$run/$image"
+		# As the README tells users: the image ships the binary for `dockerinit status`.
+		[ "$image" = sample_image ] && install -m 0755 "$dockerinit" "$run/$image/dockerinit"
 		find "$run/$image" -name '*init' -exec chmod 0755 {} +
 		"$DOCKER" build -t "$image" "$run/$image" >>"$out/build.log" 2>&1 || {
 			tail -n 20 "$out/build.log" >&2
@@ -281,7 +286,7 @@ cmd_mkboot() {
 	"$mkbootimg" --docker-root "$mnt/docker" --image "$image" --out "$bootdir" "$@"
 }
 
-usage() { die "usage: $0 OUTDIR | list OUTDIR | mkboot OUTDIR IMAGE BOOTDIR MKBOOTIMG [ARGS...]"; }
+usage() { die "usage: $0 OUTDIR DOCKERINIT | list OUTDIR | mkboot OUTDIR IMAGE BOOTDIR MKBOOTIMG [ARGS...]"; }
 
 sub=build
 case ${1:-} in
@@ -295,7 +300,10 @@ out=$(cd "$1" && pwd)
 shift
 lock "$out"
 case $sub in
-build) cmd_build "$out" ;;
+build)
+	[ $# -eq 1 ] || usage
+	cmd_build "$out" "$(realpath "$1")"
+	;;
 list) cmd_list "$out" ;;
 mkboot)
 	[ $# -ge 3 ] || usage

@@ -20,12 +20,19 @@ var commands int
 var shellPrompt = regexp.MustCompile(`^rescue:[^#]*# `)
 
 // atPrompt types line at the rescue shell, waits until it has run and returns its exit status and
-// the console lines it printed (kernel messages may be among them). The shell prints a numbered
-// marker after the command: kernel messages may land on the prompt's line, so the prompt is no
-// reliable sign that a command ended, and waitFor may match a line still being printed, which an
-// unnumbered marker of the previous command would be. The echo of the typed line shows @@N:"$?":end
-// and does not match.
+// the console lines it printed (kernel messages may be among them).
 func atPrompt(t *testing.T, v *vm, line string) (string, []string) {
+	t.Helper()
+	return typeCommand(t, v, shellPrompt, line)
+}
+
+// typeCommand types line at a shell whose prompt matches prompt, waits until it has run and
+// returns its exit status and the console lines it printed. The shell prints a numbered marker
+// after the command: kernel messages may land on the prompt's line, so the prompt is no reliable
+// sign that a command ended, and waitFor may match a line still being printed, which an
+// unnumbered marker of the previous command would be. The echo of the typed line shows
+// @@N:"$?":end and does not match.
+func typeCommand(t *testing.T, v *vm, prompt *regexp.Regexp, line string) (string, []string) {
 	t.Helper()
 	commands++
 	before := len(v.transcript())
@@ -35,7 +42,7 @@ func atPrompt(t *testing.T, v *vm, line string) (string, []string) {
 	}
 	done, err := v.waitFor(regexp.MustCompile(fmt.Sprintf(`^@@%d:(\d+):end$`, commands)), shellTimeout)
 	if err != nil {
-		t.Fatalf("%q did not finish at the rescue shell: %v", line, err)
+		t.Fatalf("%q did not finish at the shell: %v", line, err)
 	}
 	var out []string
 	for _, l := range v.transcript()[before:] {
@@ -44,7 +51,7 @@ func atPrompt(t *testing.T, v *vm, line string) (string, []string) {
 		}
 		if !strings.Contains(l.text, `:"$?":end`) {
 			// Typed ahead of the prompt, a command's first line follows the prompt on its line.
-			out = append(out, shellPrompt.ReplaceAllString(l.text, ""))
+			out = append(out, prompt.ReplaceAllString(l.text, ""))
 		}
 	}
 	_, status, _ := strings.Cut(strings.TrimSuffix(done.text, ":end"), ":")
@@ -109,12 +116,53 @@ func TestRescueShell(t *testing.T) {
 		if err := v.send("exit\r"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := v.waitFor(regexp.MustCompile(`dockerinit: booting image nosuch`), failureTimeout); err != nil {
-			t.Fatalf("exit did not retry the boot: %v", err)
+		if _, err := v.waitFor(regexp.MustCompile(`dockerinit: retrying the boot from step "resolve image"`), failureTimeout); err != nil {
+			t.Fatalf("exit did not resume the boot at the failed step: %v", err)
 		}
 		if _, err := v.waitFor(failBanner, failureTimeout); err != nil {
 			t.Fatalf("the retried boot did not fail again with its banner: %v", err)
 		}
+	})
+
+	// The retry keeps what the steps before the failed one did: a fix made in the rw layer from
+	// the shell is still there when the boot resumes, where starting over would have made the rw
+	// layer afresh without it.
+	t.Run("a fix in the shell, then exit resumes the boot", func(t *testing.T) {
+		v := startVM(t, "rescue-fix", r, baseCmdline+" init=/usr/local/sbin/fixed-init")
+		defer v.stop()
+		explanation := waitForFailure(t, v)
+		for _, want := range []string{
+			`check init: the image has no /usr/local/sbin/fixed-init`,
+			`mounted at /mnt/top for the rescue shell`,
+		} {
+			if !strings.Contains(explanation, want) {
+				t.Errorf("the failure says nothing like %q; it says:\n%s", want, explanation)
+			}
+		}
+		if err := v.send("shell\r"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.waitFor(shellGreeting, shellTimeout); err != nil {
+			t.Fatalf("typing shell at the prompt did not open the rescue shell: %v", err)
+		}
+		// The prompt's line ends only with what was typed at it.
+		if want := `Press Enter to retry the boot from step "check init", or type shell`; !seen(v, regexp.QuoteMeta(want)) {
+			t.Errorf("no prompt %q on the console", want)
+		}
+		status, out := atPrompt(t, v, "ln -s testinit /mnt/top/docker_rwlayer/usr/local/sbin/fixed-init && ls /mnt/top/docker_rwlayer/usr/local/sbin")
+		if status != "0" {
+			t.Fatalf("fixing the init from the shell: exit status %s; it printed:\n%s", status, strings.Join(out, "\n"))
+		}
+		expectOutput(t, "ls", out, `fixed-init`)
+		if err := v.send("exit\r"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.waitFor(regexp.MustCompile(`dockerinit: retrying the boot from step "check init"`), failureTimeout); err != nil {
+			t.Fatalf("exit did not resume the boot at the failed step: %v", err)
+		}
+		f := runTestinit(t, v)
+		expectFact(t, f, "image", "sample_image")
+		expectFact(t, f, "hostname", "dockerinit-top")
 	})
 
 	t.Run("dockerinit.rescue with a password", func(t *testing.T) {

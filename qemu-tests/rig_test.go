@@ -152,7 +152,7 @@ func setupRig() (r *rig, missing string, err error) {
 		return r, "", err
 	}
 	fixture := filepath.Join(repo, "qemu-tests", "fixture.sh")
-	if err := run("make the fixture", "bash", fixture, r.fixture); err != nil {
+	if err := run("make the fixture", "bash", fixture, r.fixture, filepath.Join(bin, "dockerinit")); err != nil {
 		return r, "", err
 	}
 	if err := run("make the boot files", "bash", fixture, "mkboot", r.fixture, "sample_image", r.boot, filepath.Join(bin, "mkbootimg")); err != nil {

@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/u-root/u-root/pkg/core"
 	"github.com/u-root/u-root/pkg/core/base64"
@@ -32,6 +35,7 @@ func commands() map[string]command {
 		"chmod":            {"change file modes", uroot(chmod.New)},
 		"cp":               {"copy files (-r, -f, ...)", uroot(cp.New)},
 		"find":             {"find files (-name, -type, ...)", uroot(find.New)},
+		"ln":               {"ln [-s] [-f] TARGET LINK: make a hard or (-s) symbolic link", lnCmd},
 		"ls":               {"list files (-l, -a, -R, ...)", uroot(ls.New)},
 		"mkdir":            {"make directories (-p)", uroot(mkdir.New)},
 		"mktemp":           {"make a temporary file or directory (-d)", uroot(mktemp.New)},
@@ -51,6 +55,30 @@ func commands() map[string]command {
 		"poweroff":         {"sync and power off", poweroffCmd},
 		"help":             {"this list", help},
 	}
+}
+
+// lnCmd makes a link; u-root's core commands have no ln. LINK naming a directory puts the link
+// in it, under TARGET's base name.
+func lnCmd(c *call) error {
+	fs := c.flags("[-s] [-f] TARGET LINK")
+	symbolic := fs.Bool("s", false, "make a symbolic link; TARGET is stored as typed")
+	force := fs.Bool("f", false, "replace LINK if it exists")
+	if err := fs.parse(2, 2); err != nil {
+		return err
+	}
+	target, link := fs.Arg(0), c.path(fs.Arg(1))
+	if fi, err := os.Stat(link); err == nil && fi.IsDir() {
+		link = filepath.Join(link, filepath.Base(target))
+	}
+	if *force {
+		if err := os.Remove(link); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if *symbolic {
+		return os.Symlink(target, link)
+	}
+	return os.Link(c.path(target), link)
 }
 
 // uroot runs one of u-root's core commands in the shell's directory and environment.
@@ -80,12 +108,44 @@ func (c *call) flags(usage string) *flagSet {
 	return &flagSet{FlagSet: fs, usage: c.name + " " + usage, c: c}
 }
 
+// splitShortFlags spells "-sf" as "-s -f" when each letter is a boolean flag of fs, as users of
+// ln and umount type them; Go's flag package takes "-sf" for one flag.
+func splitShortFlags(fs *flag.FlagSet, args []string) []string {
+	var out []string
+	for i, a := range args {
+		if a == "--" || !strings.HasPrefix(a, "-") || a == "-" {
+			return append(out, args[i:]...) // flags end here
+		}
+		letters := a[1:]
+		split := len(letters) > 1
+		for _, r := range letters {
+			f := fs.Lookup(string(r))
+			if f == nil {
+				split = false
+				break
+			}
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
+				split = false
+				break
+			}
+		}
+		if !split {
+			out = append(out, a)
+			continue
+		}
+		for _, r := range letters {
+			out = append(out, "-"+string(r))
+		}
+	}
+	return out
+}
+
 // errHelped ends a command that printed its usage because of -h: exit status 0.
 var errHelped = interp.NewExitStatus(0)
 
 // parse parses the call's arguments, which must number from min to max (max < 0: no limit).
 func (fs *flagSet) parse(min, max int) error {
-	err := fs.Parse(fs.c.args)
+	err := fs.Parse(splitShortFlags(fs.FlagSet, fs.c.args))
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		fmt.Fprintf(fs.c.stdout, "usage: %s\n", fs.usage)

@@ -143,6 +143,17 @@ func TestMount(t *testing.T) {
 	})
 }
 
+func TestLn(t *testing.T) {
+	runCommandCases(t, []commandCase{
+		{name: "symbolic", line: "echo hi >f && ln -s f s && [ -L s ] && cat s", wantOut: "hi\n", wantStatus: "0"},
+		{name: "hard", line: "ln f h && [ f -ef h ] && [ ! -L h ]", wantStatus: "0"},
+		{name: "into a directory", line: "mkdir d && ln -s ../f d && [ -L d/f ] && cat d/f", wantOut: "hi\n", wantStatus: "0"},
+		{name: "exists", line: "ln -s f s", wantErr: "ln: symlink f $WORK/s: file exists", wantStatus: "1"},
+		{name: "replaced with -f", line: "echo new >g && ln -sf g s && cat s", wantOut: "new\n", wantStatus: "0"},
+		{name: "one argument", line: "ln f", wantErr: "ln: usage: ln [-s] [-f] TARGET LINK", wantStatus: "2"},
+	})
+}
+
 func TestUmount(t *testing.T) {
 	runCommandCases(t, []commandCase{
 		{name: "several", line: "umount /mnt rel", wantCalls: []string{"umount /mnt 0", "umount $WORK/rel 0"}, wantStatus: "0"},

@@ -66,7 +66,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(opts.Stdout, "dockerinit rescue shell. `help` lists the commands; `exit` goes on booting, retrying a failed boot.")
+	fmt.Fprintln(opts.Stdout, "dockerinit rescue shell. `help` lists the commands; `exit` goes on booting; a failed boot resumes at the step that failed.")
 	return sh.interact(ctx)
 }
 

@@ -106,7 +106,7 @@ func runShell(t *testing.T, root string, sys System, hash, script string) sessio
 // stripPrompts removes the shell's prompts and greeting, leaving what the commands printed.
 func stripPrompts(s string) string {
 	s = regexp.MustCompile(`(?m)^(?:rescue:[^#\n]*# |> )+`).ReplaceAllString(s, "")
-	return strings.TrimPrefix(s, "dockerinit rescue shell. `help` lists the commands; `exit` goes on booting, retrying a failed boot.\n")
+	return strings.TrimPrefix(s, "dockerinit rescue shell. `help` lists the commands; `exit` goes on booting; a failed boot resumes at the step that failed.\n")
 }
 
 func TestInterpreter(t *testing.T) {
@@ -169,7 +169,7 @@ func TestInterpreter(t *testing.T) {
 func TestPromptShowsDirectory(t *testing.T) {
 	dir := t.TempDir()
 	s := runShell(t, t.TempDir(), &fakeSystem{}, "", "cd "+dir+"\n")
-	if !strings.HasPrefix(s.out, "dockerinit rescue shell. `help` lists the commands; `exit` goes on booting, retrying a failed boot.\n") {
+	if !strings.HasPrefix(s.out, "dockerinit rescue shell. `help` lists the commands; `exit` goes on booting; a failed boot resumes at the step that failed.\n") {
 		t.Errorf("no greeting saying how to get help and retry: %q", s.out)
 	}
 	if !strings.Contains(s.out, "rescue:"+dir+"# ") {

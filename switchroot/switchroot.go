@@ -19,20 +19,9 @@ var apiMounts = []string{"/dev", "/proc", "/sys", "/run"}
 // CheckInit reports whether init (an absolute path inside newRoot, symlinks resolved inside
 // newRoot) is an executable regular file, so a missing init is reported before anything is undone.
 func CheckInit(newRoot, init string) error {
-	if !filepath.IsAbs(init) {
-		return fmt.Errorf("init %q: want an absolute path such as /sbin/init", init)
-	}
-	rootFd, err := unix.Open(newRoot, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := openInit(newRoot, init)
 	if err != nil {
-		return fmt.Errorf("open new root %s: %w", newRoot, err)
-	}
-	defer unix.Close(rootFd)
-	fd, err := unix.Openat2(rootFd, init, &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	})
-	if err != nil {
-		return fmt.Errorf("the image has no %s (%w): pass init=/path/to/init on the kernel command line, or install an init (systemd-sysv) in the image", init, err)
+		return err
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
@@ -45,10 +34,32 @@ func CheckInit(newRoot, init string) error {
 	return nil
 }
 
+// openInit opens init as an O_PATH descriptor, resolving it and its symlinks inside newRoot the
+// way they will resolve once newRoot is "/": Debian's /sbin/init is an absolute link.
+func openInit(newRoot, init string) (int, error) {
+	if !filepath.IsAbs(init) {
+		return -1, fmt.Errorf("init %q: want an absolute path such as /sbin/init", init)
+	}
+	rootFd, err := unix.Open(newRoot, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open new root %s: %w", newRoot, err)
+	}
+	defer unix.Close(rootFd)
+	fd, err := unix.Openat2(rootFd, init, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return -1, fmt.Errorf("the image has no %s (%w): pass init=/path/to/init on the kernel command line, or install an init (systemd-sysv) in the image", init, err)
+	}
+	return fd, nil
+}
+
 // Switch makes newRoot (a mount point) the root file system and execs init there. It returns only
 // on failure. The guards follow what a safe switch_root needs: we are PID 1, "/" is the initramfs
 // (ramfs or tmpfs), and newRoot is a different file system, so emptying "/" cannot touch it.
-func Switch(newRoot, init string, args, env []string) error {
+// When init is systemd, it is told that the initramfs started at initrd (see systemdArgs).
+func Switch(newRoot, init string, args, env []string, initrd Timestamp) error {
 	if os.Getpid() != 1 {
 		return errors.New("switch_root: not PID 1; refusing to empty /")
 	}
@@ -67,6 +78,10 @@ func Switch(newRoot, init string, args, env []string) error {
 	}
 	if err := CheckInit(newRoot, init); err != nil {
 		return err
+	}
+	if sys, fd := systemdArgs(newRoot, init, initrd); fd >= 0 {
+		defer unix.Close(fd) // reached only when the exec fails
+		args = append(sys, args...)
 	}
 	for _, m := range apiMounts {
 		if err := moveMount(m, filepath.Join(newRoot, m)); err != nil {

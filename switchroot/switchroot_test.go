@@ -85,7 +85,7 @@ func TestEmptyStaysOnDevice(t *testing.T) {
 }
 
 func TestSwitchRefusesOutsidePID1(t *testing.T) {
-	err := Switch(t.TempDir(), "/sbin/init", nil, nil)
+	err := Switch(t.TempDir(), "/sbin/init", nil, nil, Now())
 	if err == nil || !strings.Contains(err.Error(), "not PID 1") {
 		t.Fatalf("got %v, want a refusal", err)
 	}

@@ -40,7 +40,9 @@ func main() {
 	flag.Parse()
 	switch flag.Arg(0) {
 	case "prepare":
-		if _, err := boot.Run(boot.Options{Mode: boot.Prepare, Log: boot.NewLogger()}); err != nil {
+		s := boot.New(boot.Options{Mode: boot.Prepare, Log: boot.NewLogger()})
+		if _, err := s.Run(); err != nil {
+			s.Abandon()
 			fmt.Fprintf(os.Stderr, "dockerinit prepare: %v\n", err)
 			os.Exit(1)
 		}
@@ -67,27 +69,13 @@ func main() {
 	}
 }
 
-// runInit boots, and on failure explains and waits at the console, then tries again. It never
-// returns normally: PID 1 exiting panics the kernel.
+// runInit boots, and on failure explains and waits at the console, then resumes the boot at the
+// failed step. It never returns: PID 1 exiting panics the kernel.
 func runInit() {
 	log := boot.NewLogger()
-	opts := boot.Options{Mode: boot.Full, InitArgs: os.Args[1:], Env: os.Environ(), Log: log}
+	s := boot.New(boot.Options{Mode: boot.Full, InitArgs: os.Args[1:], Env: os.Environ(), Log: log})
 	for {
-		boot.Fail(log, bootOnce(opts))
+		_, err := s.Run() // on success it has switched root, never to return
+		boot.Fail(log, err)
 	}
-}
-
-// bootOnce runs the sequence and switches root; it returns only on failure. A bug that panics
-// becomes a failure like any other, so the console still gets the rescue prompt.
-func bootOnce(opts boot.Options) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("internal error (please report it): %v", r)
-		}
-	}()
-	report, err := boot.Run(opts)
-	if err != nil {
-		return err
-	}
-	return boot.SwitchRoot(report, opts)
 }

@@ -120,7 +120,7 @@ func run(ctx context.Context, o options) error {
 	note := func(format string, a ...any) { res.Notes = append(res.Notes, fmt.Sprintf(format, a...)) }
 
 	logf("fixture: qemu-tests/fixture.sh %s (reused while its inputs are unchanged)", o.fixture)
-	fx := exec.CommandContext(ctx, "bash", filepath.Join(o.repo, "qemu-tests", "fixture.sh"), o.fixture)
+	fx := exec.CommandContext(ctx, "bash", filepath.Join(o.repo, "qemu-tests", "fixture.sh"), o.fixture, filepath.Join(o.repo, "bin", "dockerinit"))
 	fx.Stdout, fx.Stderr = os.Stderr, os.Stderr
 	if err := fx.Run(); err != nil {
 		return fmt.Errorf("make the fixture disk: %w", err)

@@ -232,7 +232,6 @@ func (s *Sequence) switchRoot() error {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-
 // mountAPI mounts what the kernel does not: in prepare mode most are mounted already.
 func (s *Sequence) mountAPI() error {
 	for _, m := range []struct {

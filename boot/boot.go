@@ -614,6 +614,11 @@ func (s *Sequence) applyTopLayer() error {
 	n := st.Files + st.Dirs + st.Symlinks + st.Hardlinks + st.Specials + st.Whiteouts
 	s.report.TopLayer, s.report.TopFiles = tl.Path, n
 	s.log.Infof("top layer %s applied: %d entries", tl.Path, n)
+	for _, l := range st.ReplacedLinks {
+		name, target, _ := strings.Cut(l, " -> ")
+		s.log.Warnf("top layer %s: its directory /%s replaced the image's symlink /%s -> %s, and with it what the image has there; put those files under the link's target (%s) in the top layer instead",
+			tl.Path, name, name, target, target)
+	}
 	return nil
 }
 

@@ -22,6 +22,9 @@ type Stats struct {
 	Specials  int   // fifos, sockets, char and block devices
 	Whiteouts int   // .wh.NAME and .wh..wh..opq entries in src
 	Bytes     int64 // file data copied (or reflinked)
+	// ReplacedLinks are the image's symlinks that a directory of src replaced, as "lib -> usr/lib":
+	// what the image held through them is gone, which on a merged-/usr image breaks the boot.
+	ReplacedLinks []string
 }
 
 // Apply lays the tree at src over the tree at root, so that root then shows
@@ -150,7 +153,7 @@ func (a *applier) directory(srcFd, dstFd int, rel, name string, st *unix.Stat_t,
 		return fmt.Errorf("%s: open: %w", childRel, err)
 	}
 	defer unix.Close(in)
-	out, existed, err := openDstDir(dstFd, name, inImage)
+	out, existed, err := a.openDstDir(dstFd, childRel, name, inImage)
 	if err != nil {
 		return fmt.Errorf("%s: %w", childRel, err)
 	}
@@ -171,10 +174,11 @@ func (a *applier) directory(srcFd, dstFd int, rel, name string, st *unix.Stat_t,
 	return nil
 }
 
-// openDstDir opens directory name in dirFd, first replacing whatever else
-// is there (a file, or a symlink, which is never followed) with an empty one.
-// Only a dirFd from the image (inImage) can have anything there.
-func openDstDir(dirFd int, name string, inImage bool) (fd int, existed bool, err error) {
+// openDstDir opens directory name (rel from the root) in dirFd, first
+// replacing whatever else is there (a file, or a symlink, which is never
+// followed) with an empty one. Only a dirFd from the image (inImage) can have
+// anything there.
+func (a *applier) openDstDir(dirFd int, rel, name string, inImage bool) (fd int, existed bool, err error) {
 	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	if inImage {
 		fd, err = unix.Openat(dirFd, name, flags, 0)
@@ -182,6 +186,10 @@ func openDstDir(dirFd int, name string, inImage bool) (fd int, existed bool, err
 		case err == nil:
 			return fd, true, nil
 		case errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP):
+			// A symlink fails the open too (O_NOFOLLOW); readlink tells it from a file.
+			if target, err := a.readlink(dirFd, name); err == nil {
+				a.stats.ReplacedLinks = append(a.stats.ReplacedLinks, rel+" -> "+target)
+			}
 			if err := unix.Unlinkat(dirFd, name, 0); err != nil {
 				return -1, false, fmt.Errorf("replace the image's non-directory with a directory: %w", err)
 			}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -210,7 +211,7 @@ func TestApply(t *testing.T) {
 				wantContent(t, root+"/etc/hostname", "machine\n")
 				wantMode(t, root+"/etc/hostname", unix.S_IFREG|0o640)
 				wantContent(t, root+"/etc/other", "kept")
-				if want := (Stats{Files: 1, Dirs: 1, Bytes: 8}); st != want {
+				if want := (Stats{Files: 1, Dirs: 1, Bytes: 8}); !reflect.DeepEqual(st, want) {
 					t.Errorf("stats %+v, want %+v", st, want)
 				}
 			},
@@ -439,6 +440,10 @@ func TestApply(t *testing.T) {
 				wantMode(t, root+"/etc/z", unix.S_IFDIR|0o755)
 				wantNames(t, root+"/etc/z", "g")
 				wantNames(t, root+"/etc/real", "image-file")
+				// Only symlinks are reported: a replaced file was the user's plain intent.
+				if got, want := strings.Join(st.ReplacedLinks, "; "), "etc/x -> /nonexistent/target; etc/z -> real"; got != want {
+					t.Errorf("ReplacedLinks %q, want %q", got, want)
+				}
 			},
 		},
 		{

@@ -136,6 +136,9 @@ type fakeLoader struct {
 	fail       map[string]error
 	onLoad     map[string]func()
 	gate       map[string]chan struct{}
+	// register makes the module's /sys/module/NAME/initstate before its gate, as the kernel does
+	// before running a module's init: its dependents may start loading then.
+	register map[string]bool
 }
 
 func (f *fakeLoader) load(path, params string) error {
@@ -145,9 +148,16 @@ func (f *fakeLoader) load(path, params string) error {
 		f.violations = append(f.violations, name+" loaded twice")
 	}
 	f.calls = append(f.calls, name)
+	root, _, _ := strings.Cut(path, "/lib/modules/")
 	for _, d := range planDeps()[name] {
-		if slices.Contains(f.calls, d) && !f.done[d] {
-			f.violations = append(f.violations, name+" started while "+d+" was loading")
+		if slices.Contains(f.calls, d) && !f.done[d] && !isLoaded(root, d) {
+			f.violations = append(f.violations, name+" started while "+d+" was loading, before the kernel had it")
+		}
+	}
+	if f.register[name] {
+		initstate := filepath.Join(root, "sys/module", name, "initstate")
+		if err := os.MkdirAll(filepath.Dir(initstate), 0o755); err == nil {
+			_ = os.WriteFile(initstate, []byte("coming\n"), 0o644)
 		}
 	}
 	if f.params == nil {
@@ -162,6 +172,25 @@ func (f *fakeLoader) load(path, params string) error {
 	time.Sleep(time.Millisecond)
 	if hook != nil {
 		hook()
+	}
+	// As the kernel does, wait for a dependency still in its init (one that registered early), and
+	// fail (unknown symbols) when that init failed.
+	for _, d := range planDeps()[name] {
+		for f.register[d] {
+			f.mu.Lock()
+			started, done, failed := slices.Contains(f.calls, d), f.done[d], f.fail[d] != nil
+			f.mu.Unlock()
+			if !started || done {
+				if done && failed {
+					f.mu.Lock()
+					f.done[name] = true
+					f.mu.Unlock()
+					return unix.ENOENT
+				}
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -572,6 +601,87 @@ func TestLoaderLoad(t *testing.T) {
 	}
 }
 
+// A module starts loading as soon as the kernel has its dependencies, while their init still runs
+// (raid6_pq's benchmark), and fails as skipped when that init fails.
+func TestLoaderStartsOnceDependenciesRegister(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		raid6Err error
+		want     reportOf
+	}{
+		{name: "the dependency's init succeeds", want: reportOf{Loaded: forced}},
+		{
+			name: "the dependency's init fails", raid6Err: unix.ENOEXEC,
+			want: reportOf{
+				Loaded: []string{"xor", "crc32c_generic", "crc32c_intel", "libcrc32c"},
+				Failed: []string{"raid6_pq", "btrfs"},
+				Errors: map[string]string{
+					"raid6_pq": "load kernel/lib/raid6/raid6_pq.ko: exec format error",
+					"btrfs":    "skipped: dependency raid6_pq failed",
+				},
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gate := make(chan struct{})
+			btrfsCalled := make(chan struct{})
+			fl := &fakeLoader{
+				gate:     map[string]chan struct{}{"raid6_pq": gate},
+				register: map[string]bool{"raid6_pq": true},
+				onLoad:   map[string]func(){"btrfs": func() { close(btrfsCalled) }},
+				fail:     map[string]error{"raid6_pq": tc.raid6Err},
+			}
+			l, _ := testLoader(t, planTree(t, nil), fl)
+			l.LoadForced()
+			select {
+			case <-btrfsCalled:
+			case <-time.After(5 * time.Second):
+				t.Fatal("btrfs did not start loading while raid6_pq, registered, was still in its init")
+			}
+			close(gate)
+			if got := summary(l.WaitForced()); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("report:\n got %+v\nwant %+v", got, tc.want)
+			}
+			fl.check(t)
+		})
+	}
+}
+
+// Modules for a CPU feature load only on a CPU that has it: the kernel would refuse them anyway,
+// after reading and relocating them.
+func TestLoaderCPUFeatures(t *testing.T) {
+	for _, tc := range []struct {
+		name, cpu  string // "" : no modalias file
+		wantAbsent []string
+	}{
+		{name: "SSE4.2 present", cpu: "cpu:type:x86,ven0000fam0006mod003A:feature:,0000,0089,0094,00E6"},
+		{name: "SSE4.2 missing", cpu: cpuSSSE3, wantAbsent: []string{"crc32c_intel"}},
+		{name: "CPU unknown: load and let the kernel say"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			extra := map[string]string{}
+			if tc.cpu != "" {
+				extra["sys/devices/system/cpu/modalias"] = tc.cpu + "\n"
+			}
+			fl := &fakeLoader{}
+			l, _ := testLoader(t, planTree(t, extra), fl)
+			l.LoadForced()
+			rep := l.WaitForced()
+			if !reflect.DeepEqual(rep.Absent, tc.wantAbsent) || rep.Failed != nil {
+				t.Errorf("Absent %v, Failed %v; want absent %v", rep.Absent, rep.Failed, tc.wantAbsent)
+			}
+			if called := slices.Contains(fl.called(), "crc32c_intel"); called == (tc.wantAbsent != nil) {
+				t.Errorf("crc32c_intel handed to the kernel: %v", called)
+			}
+			if tc.wantAbsent != nil {
+				if err := rep.Errors["crc32c_intel"]; err == nil || err.Error() != "skipped: the CPU lacks the feature it is for" {
+					t.Errorf("crc32c_intel error %v", err)
+				}
+			}
+		})
+	}
+}
+
 // Many callers at once ask for overlapping modules: each is loaded once, after its dependencies.
 // Run with -race.
 func TestLoaderOnce(t *testing.T) {
@@ -590,7 +700,7 @@ func TestLoaderOnce(t *testing.T) {
 		wg.Go(func() { l.Coldplug(filepath.Join(root, "sys/devices")) })
 		wg.Go(func() { ev.send("add", "/devices/virtio1", virtioDisk) })
 		wg.Go(func() {
-			if err := l.Load("fs-vfat", "virtio_blk", "fs-btrfs", "crc32c"); err != nil {
+			if err := l.Load("fs-vfat", "virtio_blk", "fs-btrfs", "crc32c_generic"); err != nil {
 				t.Error(err)
 			}
 		})
@@ -600,9 +710,11 @@ func TestLoaderOnce(t *testing.T) {
 	cancel()
 	<-watched
 	rep := l.Wait()
-	want := append(slices.Clone(forced), "sha256_ssse3", "virtio", "virtio_pci", "virtio_blk", "fat", "vfat")
-	if !reflect.DeepEqual(rep.Loaded, want) || rep.Failed != nil {
-		t.Errorf("Loaded = %v, Failed = %v; want %v loaded", rep.Loaded, rep.Failed, want)
+	// This CPU has SSSE3 but not SSE4.2: crc32c_intel is not even tried.
+	want := append(slices.DeleteFunc(slices.Clone(forced), func(m string) bool { return m == "crc32c_intel" }),
+		"sha256_ssse3", "virtio", "virtio_pci", "virtio_blk", "fat", "vfat")
+	if !reflect.DeepEqual(rep.Loaded, want) || rep.Failed != nil || !reflect.DeepEqual(rep.Absent, []string{"crc32c_intel"}) {
+		t.Errorf("Loaded = %v, Failed = %v, Absent = %v; want %v loaded, crc32c_intel absent", rep.Loaded, rep.Failed, rep.Absent, want)
 	}
 	if got := fl.called(); !reflect.DeepEqual(got, slices.Sorted(slices.Values(want))) {
 		t.Errorf("loader called for %v, want each of %v once", got, want)

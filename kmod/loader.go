@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +35,8 @@ type Loader struct {
 	devices   []modindex.Alias // of loadable modules not blacklisted, for modaliases
 	params    map[string]string
 	blacklist map[string]bool
+	cpuOnly   map[string][]string // module -> its cpu: alias patterns, for modules that have some
+	cpu       string              // the CPU's modalias ("" when unknown)
 
 	mu         sync.Mutex
 	idle       *sync.Cond      // broadcast when busy drops or a Watch returns
@@ -99,12 +103,21 @@ func newLoader(root, kver string, load loadFunc) (*Loader, error) {
 	for i, e := range plan {
 		l.index[e.Name] = i
 	}
+	if b, err := os.ReadFile(filepath.Join(root, "sys/devices/system/cpu/modalias")); err == nil {
+		l.cpu = modindex.Name(strings.TrimSpace(string(b)))
+	}
 	args := readCmdline(filepath.Join(root, "proc/cmdline"))
 	l.params, l.blacklist = moduleParams(args), blacklist(args)
 	for _, a := range aliases {
 		i, ok := l.index[a.Module]
 		if !ok {
 			continue
+		}
+		if strings.HasPrefix(a.Pattern, "cpu:") {
+			if l.cpuOnly == nil {
+				l.cpuOnly = map[string][]string{}
+			}
+			l.cpuOnly[a.Module] = append(l.cpuOnly[a.Module], a.Pattern)
 		}
 		l.aliases = append(l.aliases, a)
 		if plan[i].Path != modindex.Builtin && !l.blacklist[a.Module] {
@@ -237,27 +250,91 @@ func (l *Loader) startLocked(i int) *job {
 	return j
 }
 
-// loadEntry loads one module once its hard dependencies are done; a failed one makes it fail too,
-// and an absent one makes it absent.
+// loadEntry loads one module once the modules it depends on are in the kernel, loaded or still
+// running their init: the kernel holds a module whose dependency is initializing until that
+// finishes, before it resolves its symbols. Starting then overlaps reading, checking and
+// relocating this module with the dependency's init, as btrfs's 4 MB with raid6_pq's benchmark of
+// its algorithms, which takes a quarter of a second whatever the CPU. A failed dependency makes
+// the module fail too, and an absent one makes it absent.
 func (l *Loader) loadEntry(e modindex.Entry, hard []*job) (absent bool, err error) {
 	for k, h := range hard {
-		<-h.done
-		if h.err != nil {
-			what := "failed"
-			if h.absent {
-				what = "is absent"
-			}
-			return h.absent, fmt.Errorf("skipped: dependency %s %s", e.Deps[k], what)
-		}
+		l.waitRegistered(e.Deps[k], h)
+	}
+	if derr := depFailed(e, hard); derr != nil {
+		return derr.absent, derr
 	}
 	if e.Path == modindex.Builtin || isLoaded(l.root, e.Name) {
 		return false, nil
+	}
+	if !l.cpuHasFeature(e.Name) {
+		return true, errors.New("skipped: the CPU lacks the feature it is for")
 	}
 	err = l.load(filepath.Join(l.root, "lib/modules", l.kver, e.Path), l.params[e.Name])
 	if err == nil || errors.Is(err, unix.EEXIST) {
 		return false, nil
 	}
+	// A dependency whose init failed while this load waited for it explains the failure better.
+	for _, h := range hard {
+		<-h.done
+	}
+	if derr := depFailed(e, hard); derr != nil {
+		return derr.absent, derr
+	}
 	return isAbsent(err), fmt.Errorf("load %s: %w", e.Path, err)
+}
+
+// cpuHasFeature reports whether the CPU has a feature the module is for, as udev would match its
+// cpu: aliases (crc32c_intel: SSE4.2), so that forced and soft-dependency loads skip modules whose
+// load the kernel would only refuse (ENODEV) after reading and relocating them. A module without
+// cpu: aliases, or an unknown CPU, is loaded.
+func (l *Loader) cpuHasFeature(name string) bool {
+	patterns := l.cpuOnly[name]
+	if len(patterns) == 0 || l.cpu == "" {
+		return true
+	}
+	return slices.ContainsFunc(patterns, func(p string) bool { return modindex.Match(p, l.cpu) })
+}
+
+// waitRegistered waits until module dep, loaded by job h, has its initstate in sysfs, which the
+// kernel makes once the module's symbols can be found, just before its init runs; or until h is
+// done (a built-in module, or a failure).
+func (l *Loader) waitRegistered(dep string, h *job) {
+	tick := time.NewTicker(2 * time.Millisecond) // sysfs cannot be watched; the wait is short
+	defer tick.Stop()
+	for !isLoaded(l.root, dep) {
+		select {
+		case <-h.done:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// depError says that a module was not loaded because of a dependency.
+type depError struct {
+	dep, what string
+	absent    bool
+}
+
+func (e *depError) Error() string { return fmt.Sprintf("skipped: dependency %s %s", e.dep, e.what) }
+
+// depFailed returns the first of e's hard dependencies whose job is done and failed, or nil.
+func depFailed(e modindex.Entry, hard []*job) *depError {
+	for k, h := range hard {
+		select {
+		case <-h.done:
+		default:
+			continue // registered and still loading
+		}
+		if h.err != nil {
+			what := "failed"
+			if h.absent {
+				what = "is absent"
+			}
+			return &depError{dep: e.Deps[k], what: what, absent: h.absent}
+		}
+	}
+	return nil
 }
 
 // report tells what the done jobs at the picked plan positions did.

@@ -12,8 +12,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/distribution/reference"
 )
 
 // graphStore is Docker's graph driver image store:
@@ -30,7 +28,7 @@ type graphStore struct {
 	driver string
 	dir    string              // "image/<driver>"
 	layers string              // folder of the layers, e.g. "btrfs/subvolumes"
-	refs   map[string]string   // normalised reference (ParseDockerRef) -> image ID
+	refs   map[string]string   // canonical reference (parseDockerRef) -> image ID
 	names  map[string][]string // image ID -> familiar names, sorted
 	ids    []string            // every image ID in imagedb, sorted
 }
@@ -85,7 +83,7 @@ func (s *graphStore) readRepositories() error {
 		return cmp.Or(strings.Compare(a.key, b.key), strings.Compare(a.id, b.id))
 	})
 	for _, e := range entries {
-		named, err := reference.ParseDockerRef(e.key)
+		named, err := parseDockerRef(e.key)
 		if err != nil {
 			return fmt.Errorf("%s: %q is not an image reference (%w): %s", p, e.key, err, damaged)
 		}
@@ -94,7 +92,7 @@ func (s *graphStore) readRepositories() error {
 		}
 		if _, dup := s.refs[named.String()]; !dup {
 			s.refs[named.String()] = e.id
-			s.names[e.id] = append(s.names[e.id], reference.FamiliarString(named))
+			s.names[e.id] = append(s.names[e.id], named.Familiar())
 		}
 	}
 	for _, n := range s.names {
@@ -149,7 +147,7 @@ func (s *graphStore) lookup(ref string) (string, error) {
 	if len(ref) == 64 && isHex(ref) {
 		return s.byID(ref, ref)
 	}
-	named, perr := reference.ParseDockerRef(ref)
+	named, perr := parseDockerRef(ref)
 	if perr == nil {
 		if id, ok := s.refs[named.String()]; ok {
 			return id, nil

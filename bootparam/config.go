@@ -125,7 +125,7 @@ func (c Config) validate() error {
 		}
 	}
 	if c.Boot.Timeout != "" {
-		if _, err := parseTimeout(c.Boot.Timeout); err != nil {
+		if _, err := ParseTimeout(c.Boot.Timeout); err != nil {
 			return fmt.Errorf("%s: boot.timeout %q: %w; give e.g. \"30s\", \"2m\" or bare seconds \"45\"", ConfigPath, c.Boot.Timeout, err)
 		}
 	}

@@ -134,7 +134,7 @@ func Resolve(cfg Config, legacyImage string, cmdline string) (Params, error) {
 
 	p.Timeout = DefaultTimeout
 	if t := r.pick("dockerinit.timeout", "boot.timeout", cfg.Boot.Timeout); t.value != "" {
-		if d, err := parseTimeout(t.value); err != nil {
+		if d, err := ParseTimeout(t.value); err != nil {
 			r.fail(t, err.Error(), "give a duration like dockerinit.timeout=30s, 2m or bare seconds 45")
 		} else {
 			p.Timeout = d
@@ -323,8 +323,9 @@ func (r *resolver) warnUnknown() {
 	}
 }
 
-// parseTimeout accepts a Go duration ("30s", "1m30s") or bare seconds ("45").
-func parseTimeout(s string) (time.Duration, error) {
+// ParseTimeout reads dockerinit.timeout= and boot.timeout: a Go duration ("30s", "1m30s") or bare
+// seconds ("45"), positive. Exported so that mkbootimg checks its flag the same way.
+func ParseTimeout(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if n, nerr := strconv.ParseUint(s, 10, 31); nerr == nil {
 		d, err = time.Duration(n)*time.Second, nil

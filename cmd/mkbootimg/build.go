@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/dockerinit/dockerinit/bootimage"
 	"github.com/dockerinit/dockerinit/bootparam"
+	"github.com/dockerinit/dockerinit/rescue/password"
 )
 
 func init() {
@@ -26,6 +28,9 @@ The kernel and modules come from the image itself (/boot/vmlinuz-*, /usr/lib/mod
 DIR/initramfs.img, then prints the kernel command line and a rEFInd menu entry. Nothing under the
 Docker root is ever written. The same inputs give a byte-identical initramfs.
 
+--config embeds a dockerinit.toml; every key of it also has a flag (its TOML key in parentheses
+below), which wins over the file.
+
 Flags:
 `
 
@@ -34,22 +39,46 @@ type buildFlags struct {
 	o          bootimage.Options
 	configPath string
 	modules    string
-	cfg        bootparam.Config
+	cfg        bootparam.Config // the string keys given as flags; "" is not given
+	// The boolean keys given as flags, nil when not given: a plain bool flag cannot tell "not
+	// given" from false, and --toplayer-required=false must override a --config saying true.
+	toplayerRequired, bootDebug *bool
 }
 
 func addBuildFlags(fs *flag.FlagSet) *buildFlags {
 	b := &buildFlags{}
 	fs.StringVar(&b.o.DockerRoot, "docker-root", "", "Docker data root to read the image from (storage driver btrfs), e.g. /var/lib/docker")
-	fs.StringVar(&b.o.Image, "image", "", "image to boot: name[:tag], registry/name:tag, name@sha256:..., or an image ID; embedded as the default image")
+	fs.StringVar(&b.o.Image, "image", "", "image to boot: name[:tag], registry/name:tag, name@sha256:..., or an image ID; embedded as the default image (TOML image)")
 	fs.StringVar(&b.o.RootFS, "rootfs", "", "an unpacked root file system to take the kernel and modules from, instead of --docker-root")
 	fs.StringVar(&b.o.Kernel, "kernel-version", "", "kernel version to use when the image has several")
-	fs.StringVar(&b.o.Init, "init", "", "dockerinit binary to use as /init (default: dockerinit beside mkbootimg)")
-	fs.StringVar(&b.configPath, "config", "", "dockerinit.toml to embed; the flags below override its keys")
+	fs.StringVar(&b.o.Init, "init", "", "dockerinit binary to use as the initramfs' /init (default: dockerinit beside mkbootimg); the image's own init is --boot-init")
+	fs.StringVar(&b.configPath, "config", "", "dockerinit.toml to embed; a flag naming a TOML key overrides that key")
 	fs.StringVar(&b.cfg.Root.Device, "root", "", "root device holding the btrfs Docker root: LABEL=, UUID=, /dev/... (TOML root.device)")
+	fs.StringVar(&b.cfg.Root.FSType, "root-fstype", "", "file system type of the root device (TOML root.fstype; default btrfs)")
+	fs.StringVar(&b.cfg.Root.Flags, "root-flags", "", "mount options of the root device besides subvol=, e.g. compress=zstd (TOML root.flags)")
 	fs.StringVar(&b.cfg.Root.RWLayer, "rwlayer", "", "rw layer subvolume name, relative to the btrfs top level (TOML root.rwlayer; default docker_rwlayer)")
 	fs.StringVar(&b.cfg.Root.DockerPath, "docker-path", "", "Docker root relative to the btrfs top level (TOML root.docker_path; default: found from --docker-root's mount)")
 	fs.StringVar(&b.cfg.TopLayer.Device, "toplayer", "", "device holding the top layer folder (TOML toplayer.device; default: the root device)")
+	fs.StringVar(&b.cfg.TopLayer.FSType, "toplayer-fstype", "", "file system type of the top layer device (TOML toplayer.fstype; default: detected)")
+	fs.StringVar(&b.cfg.TopLayer.Flags, "toplayer-flags", "", "mount options of the top layer device, which is mounted read-only (TOML toplayer.flags)")
 	fs.StringVar(&b.cfg.TopLayer.Path, "toplayer-path", "", "top layer folder on that device (TOML toplayer.path)")
+	boolKey(fs, "toplayer-required", "a missing top layer stops the boot instead of a warning; =false overrides a --config saying true (TOML toplayer.required)", &b.toplayerRequired)
+	fs.StringVar(&b.cfg.Boot.Init, "boot-init", "", "the image's init, which dockerinit hands the machine to (TOML boot.init; default /sbin/init); not --init, the dockerinit binary put at the initramfs' /init")
+	fs.Func("boot-timeout", "how long the boot waits for devices, a `duration`: 30s, 2m or bare seconds 45 (TOML boot.timeout; default 30s)", func(s string) error {
+		if _, err := bootparam.ParseTimeout(s); err != nil {
+			return fmt.Errorf("%w; give e.g. 30s, 2m or bare seconds 45", err)
+		}
+		b.cfg.Boot.Timeout = s
+		return nil
+	})
+	boolKey(fs, "boot-debug", "the boot logs every step with its duration; =false overrides a --config saying true (TOML boot.debug)", &b.bootDebug)
+	fs.Func("rescue-password-hash", "SHA-crypt `hash` asked for before the rescue shell opens, from `openssl passwd -6`, in single quotes for the shell's sake (TOML rescue.password_hash)", func(s string) error {
+		if err := password.Check(s); err != nil {
+			return err
+		}
+		b.cfg.Rescue.PasswordHash = s
+		return nil
+	})
 	fs.StringVar(&b.modules, "modules", "generic", "module set: generic (btrfs, file systems, common disk, USB and input drivers), "+
 		"host (btrfs, file systems, and the disk, USB and input drivers this machine uses: smaller, boots this machine) or none")
 	fs.Func("add-module", "a further kernel module or alias to include and always load (repeatable)", func(s string) error {
@@ -72,24 +101,50 @@ func (b *buildFlags) options(out string) (bootimage.Options, error) {
 	default:
 		return o, fmt.Errorf("--modules %s: want generic, host or none", b.modules)
 	}
-	if b.configPath != "" {
-		data, err := os.ReadFile(b.configPath)
-		if err != nil {
-			return o, err
-		}
-		if o.Config, err = bootparam.DecodeConfig(data); err != nil {
-			return o, fmt.Errorf("--config %s: %w", b.configPath, err)
-		}
+	cfg, err := b.config()
+	if err != nil {
+		return o, err
 	}
-	override(&o.Config.Root.Device, b.cfg.Root.Device)
-	override(&o.Config.Root.RWLayer, b.cfg.Root.RWLayer)
-	override(&o.Config.Root.DockerPath, b.cfg.Root.DockerPath)
-	override(&o.Config.TopLayer.Device, b.cfg.TopLayer.Device)
-	override(&o.Config.TopLayer.Path, b.cfg.TopLayer.Path)
+	o.Config = cfg
 	if o.Init == "" {
 		o.Init = besideSelf("dockerinit")
 	}
 	return o, nil
+}
+
+// config is the dockerinit.toml to embed: the --config file, each key given as a flag replacing
+// the file's.
+func (b *buildFlags) config() (bootparam.Config, error) {
+	var c bootparam.Config
+	if b.configPath != "" {
+		data, err := os.ReadFile(b.configPath)
+		if err != nil {
+			return c, err
+		}
+		if c, err = bootparam.DecodeConfig(data); err != nil {
+			return c, fmt.Errorf("--config %s: %w", b.configPath, err)
+		}
+	}
+	override(&c.Image, b.o.Image)
+	override(&c.Root.Device, b.cfg.Root.Device)
+	override(&c.Root.FSType, b.cfg.Root.FSType)
+	override(&c.Root.Flags, b.cfg.Root.Flags)
+	override(&c.Root.RWLayer, b.cfg.Root.RWLayer)
+	override(&c.Root.DockerPath, b.cfg.Root.DockerPath)
+	override(&c.TopLayer.Device, b.cfg.TopLayer.Device)
+	override(&c.TopLayer.FSType, b.cfg.TopLayer.FSType)
+	override(&c.TopLayer.Flags, b.cfg.TopLayer.Flags)
+	override(&c.TopLayer.Path, b.cfg.TopLayer.Path)
+	if b.toplayerRequired != nil {
+		c.TopLayer.Required = *b.toplayerRequired
+	}
+	override(&c.Boot.Init, b.cfg.Boot.Init)
+	override(&c.Boot.Timeout, b.cfg.Boot.Timeout)
+	if b.bootDebug != nil {
+		c.Boot.Debug = *b.bootDebug
+	}
+	override(&c.Rescue.PasswordHash, b.cfg.Rescue.PasswordHash)
+	return c, nil
 }
 
 func runBuild(args []string) error {
@@ -121,6 +176,19 @@ func override(dst *string, v string) {
 	if v != "" {
 		*dst = v
 	}
+}
+
+// boolKey defines a flag for a boolean TOML key that leaves *dst nil unless given, so that the
+// flag overrides --config both ways (see buildFlags).
+func boolKey(fs *flag.FlagSet, name, usage string, dst **bool) {
+	fs.BoolFunc(name, usage, func(s string) error {
+		v, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("want true or false")
+		}
+		*dst = &v
+		return nil
+	})
 }
 
 func besideSelf(name string) string {

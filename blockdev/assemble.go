@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/dockerinit/dockerinit/btrfs"
@@ -89,7 +88,7 @@ func isMember(m, d Device) bool {
 // btrfsNumDevices reads how many devices the btrfs file system on the device at path has, from
 // its superblock (num_devices); 0 when it cannot be read.
 func btrfsNumDevices(path string) int {
-	f, err := os.Open(path)
+	f, err := OpenDevice(path)
 	if err != nil {
 		return 0
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Scan lists the block devices under sysBlock (/sys/class/block: disks and
@@ -30,13 +32,20 @@ func Scan(sysBlock, devDir string) ([]Device, error) {
 	return devs, nil
 }
 
+// OpenDevice opens a block device to read its superblock. O_NONBLOCK, as blkid does: an optical
+// drive then answers at once, where a plain open waits for it to check for a disc (and tries to
+// close its tray), a quarter of a second under QEMU; a drive without a disc then fails the read.
+func OpenDevice(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+}
+
 func scanOne(sysBlock, devDir, name string, tables map[string]*partTable) (Device, bool) {
 	size, err := readSysInt(filepath.Join(sysBlock, name, "size"))
 	if err != nil || size <= 0 {
 		return Device{}, false
 	}
 	d := Device{Name: name, Path: filepath.Join(devDir, name), Size: size * 512} // sysfs counts 512-byte sectors
-	f, err := os.Open(d.Path)
+	f, err := OpenDevice(d.Path)
 	if err != nil {
 		return Device{}, false
 	}
@@ -74,7 +83,7 @@ func diskTable(sysBlock, devDir, disk string, tables map[string]*partTable) *par
 	}
 	var t *partTable
 	if size, err := readSysInt(filepath.Join(sysBlock, disk, "size")); err == nil {
-		if f, err := os.Open(filepath.Join(devDir, disk)); err == nil {
+		if f, err := OpenDevice(filepath.Join(devDir, disk)); err == nil {
 			t, _ = readPartTable(f, size*512)
 			f.Close()
 		}

@@ -126,7 +126,7 @@ func mountSource(c *call, source, fstype string) (string, string, error) {
 		return "", "", fmt.Errorf("no block device has %s; blkid lists them", spec)
 	}
 	path := c.path(source)
-	f, err := os.Open(path)
+	f, err := blockdev.OpenDevice(path)
 	if errors.Is(err, os.ErrNotExist) && !strings.Contains(source, "/") {
 		if fstype == "" {
 			fstype = source // mount proc /proc, as mount(8) allows

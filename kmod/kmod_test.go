@@ -647,6 +647,29 @@ func TestLoaderStartsOnceDependenciesRegister(t *testing.T) {
 	}
 }
 
+// Optional modules (drivers) are loaded with async_probe, so that their probe does not hold the
+// boot; forced ones as they are, and a command line that sets async_probe wins.
+func TestLoaderAsyncProbe(t *testing.T) {
+	fl := &fakeLoader{}
+	l, _ := testLoader(t, planTree(t, map[string]string{"proc/cmdline": "virtio_blk.async_probe=0 virtio.x=1 btrfs.y=2\n"}), fl)
+	l.LoadForced()
+	if err := l.Load("virtio_blk", "fat"); err != nil {
+		t.Fatal(err)
+	}
+	l.Wait()
+	for m, want := range map[string]string{
+		"virtio_blk": "async_probe=0",
+		"virtio":     "x=1 async_probe",
+		"fat":        "async_probe",
+		"btrfs":      "y=2",
+		"xor":        "",
+	} {
+		if got, ok := fl.params[m]; !ok || got != want {
+			t.Errorf("%s loaded (%v) with %q, want %q", m, ok, got, want)
+		}
+	}
+}
+
 // Modules for a CPU feature load only on a CPU that has it: the kernel would refuse them anyway,
 // after reading and relocating them.
 func TestLoaderCPUFeatures(t *testing.T) {

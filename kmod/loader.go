@@ -269,7 +269,7 @@ func (l *Loader) loadEntry(e modindex.Entry, hard []*job) (absent bool, err erro
 	if !l.cpuHasFeature(e.Name) {
 		return true, errors.New("skipped: the CPU lacks the feature it is for")
 	}
-	err = l.load(filepath.Join(l.root, "lib/modules", l.kver, e.Path), l.params[e.Name])
+	err = l.load(filepath.Join(l.root, "lib/modules", l.kver, e.Path), l.moduleParams(e))
 	if err == nil || errors.Is(err, unix.EEXIST) {
 		return false, nil
 	}
@@ -281,6 +281,19 @@ func (l *Loader) loadEntry(e modindex.Entry, hard []*job) (absent bool, err erro
 		return derr.absent, derr
 	}
 	return isAbsent(err), fmt.Errorf("load %s: %w", e.Path, err)
+}
+
+// moduleParams are the parameters e is loaded with: the command line's, and for the optional
+// modules (device drivers and what they need) the kernel's async_probe, unless the command line
+// sets it: finit_module then returns without waiting for the driver's probe, AHCI finding its
+// SATA links and a CD drive say, which the boot need not wait for; it waits for the devices it
+// needs by their uevents. The probes go on in the kernel across the switch of root.
+func (l *Loader) moduleParams(e modindex.Entry) string {
+	p := l.params[e.Name]
+	if e.Forced || strings.Contains(p, "async_probe") {
+		return p
+	}
+	return strings.TrimSpace(p + " async_probe")
 }
 
 // cpuHasFeature reports whether the CPU has a feature the module is for, as udev would match its

@@ -185,3 +185,41 @@ func TestScanRealLoopDevices(t *testing.T) {
 		})
 	}
 }
+
+func TestHasMedium(t *testing.T) {
+	sys := t.TempDir()
+	dev := filepath.Join(t.TempDir(), "dev")
+	if err := os.WriteFile(dev, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := OpenDevice(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, tc := range []struct {
+		name, removable string // "" : no attribute
+		want            bool
+	}{
+		{"fixed disk", "0", true},
+		{"no attribute", "", true},
+		// A removable device that does not answer CDROM_DRIVE_STATUS (a USB stick; here a file):
+		// its size says whether there is a medium.
+		{"removable, not an optical drive", "1", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(sys, tc.name)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if tc.removable != "" {
+				if err := os.WriteFile(filepath.Join(dir, "removable"), []byte(tc.removable+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := hasMedium(f, sys, tc.name); got != tc.want {
+				t.Errorf("hasMedium = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

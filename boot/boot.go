@@ -106,6 +106,8 @@ type Sequence struct {
 	next  int   // the step the next Run starts at
 	marks []int // len(mounts) when each step last started: what rewinding to it unmounts
 
+	links chan error // the /dev/disk links being made, nil when none are
+
 	modules    *kmod.Loader
 	stopWatch  context.CancelFunc // ends the uevent watch that loads modules for new devices
 	watchErr   chan error
@@ -121,6 +123,7 @@ type step struct {
 }
 
 func (s *Sequence) stepList() []step {
+	full := s.opts.Mode == Full
 	steps := []step{
 		{name: "mount /proc /sys /dev /run", run: s.mountAPI},
 		{name: "read parameters", run: s.readParams},
@@ -128,19 +131,24 @@ func (s *Sequence) stepList() []step {
 		{name: "find root device", run: s.findRoot},
 		{name: "wait for btrfs modules", run: s.waitForcedModules},
 		{name: "wait for all btrfs devices", run: s.assembleRoot},
-		{name: "mount btrfs top level", run: s.mountTopLevel},
-		{name: "resolve image", run: s.resolveImage},
-		{name: "make rw layer", run: s.makeRWLayer},
-		{name: "apply top layer", run: s.applyTopLayer, retryFrom: "make rw layer"},
 	}
-	if s.opts.Mode == Prepare {
+	if full {
+		steps = append(steps, step{name: "start linking /dev/disk/by-*", run: s.startLinks})
+	}
+	steps = append(steps,
+		step{name: "mount btrfs top level", run: s.mountTopLevel},
+		step{name: "resolve image", run: s.resolveImage},
+		step{name: "make rw layer", run: s.makeRWLayer},
+		step{name: "apply top layer", run: s.applyTopLayer, retryFrom: "make rw layer"},
+	)
+	if !full {
 		return append(steps,
 			step{name: "release top level", run: s.releaseTopLevel},
 			step{name: "finish loading modules", run: s.finishModules},
 		)
 	}
 	return append(steps,
-		step{name: "link /dev/disk/by-*", run: s.linkDisks},
+		step{name: "finish linking /dev/disk/by-*", run: s.finishLinks},
 		step{name: "check init", run: s.checkInit},
 		step{name: "mount new root", run: s.mountNewRoot},
 		step{name: "finish loading modules", run: s.finishModules},
@@ -399,17 +407,33 @@ func (s *Sequence) assembleRoot() error {
 	return fmt.Errorf("root=%s: %w", s.p.Root.Device, err)
 }
 
-// linkDisks makes /dev/disk/by-{uuid,label,partuuid,partlabel} as udev would, for the booted
-// system's fstab and tools until its own udev runs: /dev moves into the new root. Not worth
-// failing the boot over.
-func (s *Sequence) linkDisks() error {
-	devs, err := blockdev.Scan("/sys/class/block", "/dev")
-	if err == nil {
-		err = blockdev.Links("/dev", devs)
+// startLinks starts making /dev/disk/by-{uuid,label,partuuid,partlabel} as udev would, for the
+// booted system's fstab and tools until its own udev runs (/dev moves into the new root). In the
+// background: opening an optical drive alone takes a fifth of a second under QEMU, and the boot
+// needs none of the links.
+func (s *Sequence) startLinks() error {
+	s.finishLinks() // a retry's earlier run
+	done := make(chan error, 1)
+	s.links = done
+	go func() {
+		devs, err := blockdev.Scan("/sys/class/block", "/dev")
+		if err == nil {
+			err = blockdev.Links("/dev", devs)
+		}
+		done <- err
+	}()
+	return nil
+}
+
+// finishLinks waits for the links; a failure is not worth failing the boot over.
+func (s *Sequence) finishLinks() error {
+	if s.links == nil {
+		return nil
 	}
-	if err != nil {
+	if err := <-s.links; err != nil {
 		s.log.Warnf("/dev/disk links: %v", err)
 	}
+	s.links = nil
 	return nil
 }
 

@@ -112,6 +112,10 @@ func TestRescueShell(t *testing.T) {
 				t.Errorf("%s: exit status %s, want %s; it printed:\n%s", c.line, status, c.status, strings.Join(out, "\n"))
 			}
 			expectOutput(t, c.line, out, c.want...)
+			if c.line == "blkid" && anyMatch(regexp.MustCompile(`I/O error, dev sr0`), out) {
+				// QEMU's q35 has a DVD drive without a disc: blkid must ask it, not read it.
+				t.Errorf("blkid read the empty DVD drive; it printed:\n%s", strings.Join(out, "\n"))
+			}
 		}
 		if err := v.send("exit\r"); err != nil {
 			t.Fatal(err)

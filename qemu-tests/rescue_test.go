@@ -40,7 +40,10 @@ func typeCommand(t *testing.T, v *vm, prompt *regexp.Regexp, line string) (strin
 	if err := v.send(fmt.Sprintf(`%s; echo @@%d:"$?":end`, line, commands) + "\r"); err != nil {
 		t.Fatal(err)
 	}
-	done, err := v.waitFor(regexp.MustCompile(fmt.Sprintf(`^@@%d:(\d+):end$`, commands)), shellTimeout)
+	// Typed ahead, the line is echoed before the shell prints its prompt, so the marker may
+	// follow the prompt on its line: it is matched wherever it starts.
+	marker := regexp.MustCompile(fmt.Sprintf(`@@%d:(\d+):end$`, commands))
+	done, err := v.waitFor(marker, shellTimeout)
 	if err != nil {
 		t.Fatalf("%q did not finish at the shell: %v", line, err)
 	}
@@ -54,8 +57,7 @@ func typeCommand(t *testing.T, v *vm, prompt *regexp.Regexp, line string) (strin
 			out = append(out, prompt.ReplaceAllString(l.text, ""))
 		}
 	}
-	_, status, _ := strings.Cut(strings.TrimSuffix(done.text, ":end"), ":")
-	return status, out
+	return marker.FindStringSubmatch(done.text)[1], out
 }
 
 // expectOutput checks that each pattern matches one of the lines.

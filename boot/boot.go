@@ -628,7 +628,12 @@ func (s *Sequence) applyTopLayer() error {
 	}
 	src := filepath.Join(base, path.Clean("/"+tl.Path))
 	if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
-		return s.topLayerMissing(fmt.Errorf("toplayer_path=%s: no such directory on %s", tl.Path, tl.Device))
+		dev := tl.Device
+		if dev == "" {
+			dev = s.p.Root.Device
+		}
+		return s.topLayerMissing(fmt.Errorf("toplayer_path=%s: no such directory on %s, whose top level holds: %s",
+			tl.Path, dev, listDir(base)))
 	}
 	rw := filepath.Join(topLevelDir, s.p.RWLayer)
 	st, err := toplayer.Apply(src, rw)
@@ -689,7 +694,7 @@ func fsModules(fstype, flags string) []string {
 // topLayerMissing lets the boot go on without the top layer unless the configuration requires it.
 func (s *Sequence) topLayerMissing(err error) error {
 	if s.p.TopLayer.Required {
-		return err
+		return fmt.Errorf("%w\nthe top layer is required (required = true under [toplayer] in dockerinit.toml): make that folder, correct toplayer= and toplayer_path=, or rebuild the initramfs with --toplayer-required=false", err)
 	}
 	s.log.Warnf("%v; booting without the top layer (set toplayer required = true to stop instead)", err)
 	return nil

@@ -263,14 +263,18 @@ func expectFact(t *testing.T, f map[string][]string, key, want string) {
 	}
 }
 
-func seen(v *vm, pattern string) bool {
+func seen(v *vm, pattern string) bool { return len(matching(v, pattern)) > 0 }
+
+// matching returns the console lines that match pattern.
+func matching(v *vm, pattern string) []string {
 	re := regexp.MustCompile(pattern)
+	var out []string
 	for _, l := range v.transcript() {
 		if re.MatchString(l.text) {
-			return true
+			out = append(out, l.text)
 		}
 	}
-	return false
+	return out
 }
 
 // listingDiff shows the lines only in before (-) or only in after (+), at most 40 of them.

@@ -49,6 +49,10 @@ func TestFailuresExplainThemselves(t *testing.T) {
 			return withExtraInitramfs(t, r, "etc/dockerinit.toml", "imagee = \"x\"\n[root]\ndevice = 1\n")
 		},
 			want: []string{`dockerinit.toml`, `mkbootimg`}},
+		{name: "required top layer missing", extra: "toplayer_path=nosuch", rig: func() *rig {
+			return withExtraInitramfs(t, r, "etc/dockerinit.toml", "image = \"sample_image\"\n[toplayer]\nrequired = true\n")
+		},
+			want: []string{`toplayer_path=nosuch: no such directory on LABEL=linux, whose top level holds: .*boot_docker`, `the top layer is required`, `--toplayer-required=false`}},
 		{name: "root is not btrfs", rig: func() *rig { return withDisk(t, r, ext4Disk(t)) },
 			want: []string{`ext4`, `btrfs`}},
 		{name: "kernel differs from the initramfs's modules", rig: func() *rig { return withForeignModules(t, r) },

@@ -1,7 +1,6 @@
 package modtree
 
 import (
-	"bufio"
 	"bytes"
 	"debug/elf"
 	"fmt"
@@ -33,20 +32,14 @@ type modulePath struct {
 // depmod lists dependencies transitively, which is fine for ordering.
 func parseDep(r io.Reader) (map[string]modulePath, error) {
 	out := map[string]modulePath{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(nil, 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
+	err := modindex.Lines(r, "modules.dep", func(n int, line string) error {
 		p, rest, ok := strings.Cut(line, ":")
 		p = strings.TrimSpace(p)
 		if !ok || p == "" || !strings.Contains(path.Base(p), ".ko") {
-			return nil, fmt.Errorf("modules.dep line %d: expected \"PATH.ko: DEP.ko...\", found %q", n, line)
+			return fmt.Errorf("modules.dep line %d: expected \"PATH.ko: DEP.ko...\", found %q", n, line)
 		}
 		if !filepath.IsLocal(p) {
-			return nil, fmt.Errorf("modules.dep line %d: path %q is not relative to the modules directory: run a current depmod in the image", n, p)
+			return fmt.Errorf("modules.dep line %d: path %q is not relative to the modules directory: run a current depmod in the image", n, p)
 		}
 		mp := modulePath{path: p}
 		for _, d := range strings.Fields(rest) {
@@ -54,12 +47,13 @@ func parseDep(r io.Reader) (map[string]modulePath, error) {
 		}
 		name := moduleName(p)
 		if _, dup := out[name]; dup {
-			return nil, fmt.Errorf("modules.dep line %d: module %s listed twice", n, name)
+			return fmt.Errorf("modules.dep line %d: module %s listed twice", n, name)
 		}
 		out[name] = mp
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read modules.dep: %w", err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -72,21 +66,17 @@ type softdeps struct{ pre, post []string }
 // module may have several lines.
 func parseSoftdep(r io.Reader) (map[string]softdeps, error) {
 	out := map[string]softdeps{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(nil, 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
-			continue
-		}
+	err := modindex.Lines(r, "modules.softdep", func(n int, line string) error {
+		f := strings.Fields(line)
 		if len(f) < 2 || f[0] != "softdep" {
-			return nil, fmt.Errorf("modules.softdep line %d: expected \"softdep MODULE pre: ... post: ...\", found %q", n, sc.Text())
+			return fmt.Errorf("modules.softdep line %d: expected \"softdep MODULE pre: ... post: ...\", found %q", n, line)
 		}
 		name := modindex.Name(f[1])
 		out[name] = addSoftdeps(out[name], f[2:])
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read modules.softdep: %w", err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -112,15 +102,12 @@ func addSoftdeps(sd softdeps, words []string) softdeps {
 // parseBuiltin reads modules.builtin, one path a line, into the set of built-in module names.
 func parseBuiltin(r io.Reader) (map[string]bool, error) {
 	out := map[string]bool{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); line != "" && !strings.HasPrefix(line, "#") {
-			out[moduleName(line)] = true
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read modules.builtin: %w", err)
+	err := modindex.Lines(r, "modules.builtin", func(_ int, line string) error {
+		out[moduleName(line)] = true
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

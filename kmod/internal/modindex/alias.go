@@ -17,20 +17,16 @@ type Alias struct {
 // be "alias PATTERN MODULE".
 func ParseAliases(r io.Reader) ([]Alias, error) {
 	var out []Alias
-	sc := bufio.NewScanner(r)
-	sc.Buffer(nil, 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
-			continue
-		}
+	err := Lines(r, "modules.alias", func(n int, line string) error {
+		f := strings.Fields(line)
 		if len(f) != 3 || f[0] != "alias" {
-			return nil, fmt.Errorf("modules.alias line %d: expected \"alias PATTERN MODULE\", found %q", n, sc.Text())
+			return fmt.Errorf("modules.alias line %d: expected \"alias PATTERN MODULE\", found %q", n, line)
 		}
 		out = append(out, Alias{Pattern: Name(f[1]), Module: Name(f[2])})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read modules.alias: %w", err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

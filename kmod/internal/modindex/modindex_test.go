@@ -2,6 +2,7 @@ package modindex
 
 import (
 	"bytes"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -213,4 +214,34 @@ func FuzzParsePlan(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestLines(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     []string // "N:line"
+		err      string
+	}{
+		{"blank and comments skipped, text trimmed", "\n# c\n  a b  \n\t#x\nc\n", []string{"3:a b", "5:c"}, ""},
+		{"no final newline", "a", []string{"1:a"}, ""},
+		{"fn stops the read", "a\nstop\nb\n", []string{"1:a"}, "stop at 2"},
+		{"line over 1 MiB", strings.Repeat("x", 1<<20+1), nil, "read f: bufio.Scanner: token too long"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			err := Lines(strings.NewReader(tc.in), "f", func(n int, line string) error {
+				if line == "stop" {
+					return fmt.Errorf("stop at %d", n)
+				}
+				got = append(got, fmt.Sprintf("%d:%s", n, line))
+				return nil
+			})
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || err.Error() != tc.err) {
+				t.Fatalf("error %v, want %q", err, tc.err)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("lines %q, want %q", got, tc.want)
+			}
+		})
+	}
 }

@@ -61,15 +61,10 @@ func FormatPlan(w io.Writer, kver string, entries []Entry) error {
 func ParsePlan(r io.Reader) ([]Entry, error) {
 	var out []Entry
 	isForced := map[string]bool{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(nil, 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
-			continue
-		}
+	err := Lines(r, "plan", func(n int, line string) error {
+		f := strings.Fields(line)
 		if len(f) < 3 || (f[0] != forced && f[0] != optional) {
-			return nil, fmt.Errorf("plan line %d: expected \"forced|optional NAME PATH [DEP...]\", found %q; rebuild the initramfs with mkbootimg", n, sc.Text())
+			return fmt.Errorf("plan line %d: expected \"forced|optional NAME PATH [DEP...]\", found %q; rebuild the initramfs with mkbootimg", n, line)
 		}
 		e := Entry{Forced: f[0] == forced, Name: f[1], Path: f[2]}
 		for _, d := range f[3:] {
@@ -80,25 +75,26 @@ func ParsePlan(r io.Reader) ([]Entry, error) {
 			}
 		}
 		if e.Path != Builtin && !filepath.IsLocal(e.Path) {
-			return nil, fmt.Errorf("plan line %d: module path %q leaves the modules directory", n, e.Path)
+			return fmt.Errorf("plan line %d: module path %q leaves the modules directory", n, e.Path)
 		}
 		if _, dup := isForced[e.Name]; dup {
-			return nil, fmt.Errorf("plan line %d: module %s listed twice", n, e.Name)
+			return fmt.Errorf("plan line %d: module %s listed twice", n, e.Name)
 		}
 		for _, d := range slices.Concat(e.Deps, e.Soft) {
 			depForced, listed := isForced[d]
 			if !listed {
-				return nil, fmt.Errorf("plan line %d: %s depends on %s, which is not listed before it; rebuild the initramfs with mkbootimg", n, e.Name, d)
+				return fmt.Errorf("plan line %d: %s depends on %s, which is not listed before it; rebuild the initramfs with mkbootimg", n, e.Name, d)
 			}
 			if e.Forced && !depForced {
-				return nil, fmt.Errorf("plan line %d: forced module %s depends on %s, which is optional; rebuild the initramfs with mkbootimg", n, e.Name, d)
+				return fmt.Errorf("plan line %d: forced module %s depends on %s, which is optional; rebuild the initramfs with mkbootimg", n, e.Name, d)
 			}
 		}
 		isForced[e.Name] = e.Forced
 		out = append(out, e)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read plan: %w", err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -362,7 +362,7 @@ func TestLoaderForced(t *testing.T) {
 				`modprobe.blacklist=crc32c_intel -- btrfs.y=2` + "\n"},
 			want:       reportOf{Loaded: forced},
 			wantCalled: []string{"btrfs", "crc32c_generic", "crc32c_intel", "libcrc32c", "raid6_pq", "xor"},
-			wantParams: map[string]string{"btrfs": "x=1", "raid6_pq": `a=64 name="a b"`, "xor": "flag", "libcrc32c": ""},
+			wantParams: map[string]string{"btrfs": "x=1 async_probe", "raid6_pq": `a=64 name="a b" async_probe`, "xor": "flag async_probe", "libcrc32c": "async_probe"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -647,8 +647,8 @@ func TestLoaderStartsOnceDependenciesRegister(t *testing.T) {
 	}
 }
 
-// Optional modules (drivers) are loaded with async_probe, so that their probe does not hold the
-// boot; forced ones as they are, and a command line that sets async_probe wins.
+// Modules are loaded with async_probe, so that no driver's probe holds the boot, a forced
+// module's load included; a command line that sets async_probe wins.
 func TestLoaderAsyncProbe(t *testing.T) {
 	fl := &fakeLoader{}
 	l, _ := testLoader(t, planTree(t, map[string]string{"proc/cmdline": "virtio_blk.async_probe=0 virtio.x=1 btrfs.y=2\n"}), fl)
@@ -661,8 +661,8 @@ func TestLoaderAsyncProbe(t *testing.T) {
 		"virtio_blk": "async_probe=0",
 		"virtio":     "x=1 async_probe",
 		"fat":        "async_probe",
-		"btrfs":      "y=2",
-		"xor":        "",
+		"btrfs":      "y=2 async_probe",
+		"xor":        "async_probe",
 	} {
 		if got, ok := fl.params[m]; !ok || got != want {
 			t.Errorf("%s loaded (%v) with %q, want %q", m, ok, got, want)

@@ -171,6 +171,33 @@ func TestRescueShell(t *testing.T) {
 		expectFact(t, f, "hostname", "dockerinit-top")
 	})
 
+	t.Run("modprobe, then poweroff", func(t *testing.T) {
+		v := startVM(t, "rescue-poweroff", r, baseCmdline+" "+testinit+" docker_image=nosuch")
+		defer v.stop()
+		waitForFailure(t, v)
+		if err := v.send("shell\r"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.waitFor(shellGreeting, shellTimeout); err != nil {
+			t.Fatalf("typing shell at the prompt did not open the rescue shell: %v", err)
+		}
+		// vfat is in the initramfs for top layers, and loaded only when one is on FAT.
+		if status, out := atPrompt(t, v, "modprobe fs-vfat"); status != "0" {
+			t.Errorf("modprobe fs-vfat: exit status %s; it printed:\n%s", status, strings.Join(out, "\n"))
+		}
+		_, out := atPrompt(t, v, "lsmod")
+		expectOutput(t, "lsmod after modprobe fs-vfat", out, `^vfat +\d+ +0`, `^fat +\d+ +1 vfat`)
+		if err := v.send("poweroff\r"); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.waitExit(poweroffTimeout); err != nil {
+			t.Fatalf("poweroff in the rescue shell: %v", err)
+		}
+		if !seen(v, `reboot: Power down`) {
+			t.Errorf("QEMU exited, but the kernel never said it powered down")
+		}
+	})
+
 	t.Run("dockerinit.rescue with a password", func(t *testing.T) {
 		// openssl passwd -6 -salt qemutest 'let me in'
 		conf := "[rescue]\npassword_hash = \"$6$qemutest$z.D.gnoD.5RL5TRJMMRDHeTFoxo1.TvWktr.Mkn/rQGzjCBQSm/eVq8cbIWLX/H/fwiCXfhtAq0kr3VIzyfG4/\"\n"

@@ -79,6 +79,21 @@ func anyMatch(re *regexp.Regexp, lines []string) bool {
 	return false
 }
 
+// shellAfterFailure boots an image that does not exist and types shell at the failure prompt;
+// the VM stops when the test ends.
+func shellAfterFailure(t *testing.T, r *rig, name string) *vm {
+	t.Helper()
+	v := startVM(t, name, r, baseCmdline+" "+testinit+" docker_image=nosuch")
+	waitForFailure(t, v)
+	if err := v.send("shell\r"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.waitFor(shellGreeting, shellTimeout); err != nil {
+		t.Fatalf("typing shell at the prompt did not open the rescue shell: %v", err)
+	}
+	return v
+}
+
 // TestRescueShell opens the rescue shell built into dockerinit at a failed boot and runs the
 // commands a user reaches for, then leaves it to retry; and opens it with dockerinit.rescue,
 // password first, before anything is mounted, then boots on.
@@ -86,15 +101,7 @@ func TestRescueShell(t *testing.T) {
 	r := requireRig(t)
 
 	t.Run("after a failed boot", func(t *testing.T) {
-		v := startVM(t, "rescue-after-failure", r, baseCmdline+" "+testinit+" docker_image=nosuch")
-		defer v.stop()
-		waitForFailure(t, v)
-		if err := v.send("shell\r"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := v.waitFor(shellGreeting, shellTimeout); err != nil {
-			t.Fatalf("typing shell at the prompt did not open the rescue shell: %v", err)
-		}
+		v := shellAfterFailure(t, r, "rescue-after-failure")
 		for _, c := range []struct {
 			line, status string
 			want         []string
@@ -172,15 +179,7 @@ func TestRescueShell(t *testing.T) {
 	})
 
 	t.Run("modprobe, then poweroff", func(t *testing.T) {
-		v := startVM(t, "rescue-poweroff", r, baseCmdline+" "+testinit+" docker_image=nosuch")
-		defer v.stop()
-		waitForFailure(t, v)
-		if err := v.send("shell\r"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := v.waitFor(shellGreeting, shellTimeout); err != nil {
-			t.Fatalf("typing shell at the prompt did not open the rescue shell: %v", err)
-		}
+		v := shellAfterFailure(t, r, "rescue-poweroff")
 		// vfat is in the initramfs for top layers, and loaded only when one is on FAT.
 		if status, out := atPrompt(t, v, "modprobe fs-vfat"); status != "0" {
 			t.Errorf("modprobe fs-vfat: exit status %s; it printed:\n%s", status, strings.Join(out, "\n"))

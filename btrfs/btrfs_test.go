@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -329,9 +330,49 @@ func TestStructSizes(t *testing.T) {
 		{"btrfs_ioctl_search_key", unsafe.Sizeof(searchKey{}), 104},
 		{"btrfs_ioctl_search_key.nr_items", unsafe.Offsetof(searchKey{}.NrItems), 64},
 		{"btrfs_ioctl_search_args", unsafe.Sizeof(searchArgs{}), 4096},
+		{"btrfs_ioctl_get_subvol_info_args", unsafe.Sizeof(subvolInfoArgs{}), 504},
+		{"btrfs_ioctl_get_subvol_info_args.uuid", unsafe.Offsetof(subvolInfoArgs{}.UUID), 296},
+		{"btrfs_ioctl_get_subvol_info_args.ctime", unsafe.Offsetof(subvolInfoArgs{}.Ctime), 376},
 	} {
 		if tt.got != tt.want {
 			t.Errorf("sizeof/offsetof %s = %d, the kernel's is %d", tt.name, tt.got, tt.want)
 		}
+	}
+}
+
+// TestInfo checks the subvolume UUIDs against what btrfs-progs shows: a snapshot's parent UUID is
+// its source's UUID, and a created subvolume has none.
+func TestInfo(t *testing.T) {
+	top := newBtrfs(t)
+	src := subvolume(t, filepath.Join(top, "src"))
+	snap := filepath.Join(top, "snap")
+	if err := Snapshot(src, snap); err != nil {
+		t.Fatal(err)
+	}
+	si, err := Info(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ni, err := Info(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !si.ParentUUID.IsZero() {
+		t.Errorf("created subvolume has parent UUID %s, want none", si.ParentUUID)
+	}
+	if ni.ParentUUID != si.UUID || si.UUID.IsZero() {
+		t.Errorf("snapshot's parent UUID = %s, want its source's UUID %s", ni.ParentUUID, si.UUID)
+	}
+	out, err := exec.Command("btrfs", "subvolume", "show", snap).CombinedOutput()
+	if err != nil {
+		t.Fatalf("btrfs subvolume show: %v: %s", err, out)
+	}
+	for _, want := range []string{`(?m)^\s*UUID:\s+` + ni.UUID.String() + `$`, `(?m)^\s*Parent UUID:\s+` + si.UUID.String() + `$`} {
+		if !regexp.MustCompile(want).Match(out) {
+			t.Errorf("btrfs subvolume show lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := Info(filepath.Join(top, "nosuch")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Info of a missing path = %v, want ErrNotExist", err)
 	}
 }

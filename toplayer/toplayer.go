@@ -25,6 +25,9 @@ type Stats struct {
 	// ReplacedLinks are the image's symlinks that a directory of src replaced, as "lib -> usr/lib":
 	// what the image held through them is gone, which on a merged-/usr image breaks the boot.
 	ReplacedLinks []string
+	// Skipped are the directories below src that were left out because they are root itself or
+	// one of the skip directories Apply was given, relative to src.
+	Skipped []string
 }
 
 // Apply lays the tree at src over the tree at root, so that root then shows
@@ -35,10 +38,16 @@ type Stats struct {
 // .wh..wh..opq empties the directory it is in before src's entries are
 // copied. src and root themselves are used as given; the metadata of src
 // itself is not applied to root. Nothing below src is followed either.
+//
+// A directory below src that is root itself, or one of skip (a store the
+// image comes from), is left out: a top layer folder that holds the new root
+// (toplayer_path=/ on the root device) would otherwise copy it into itself
+// without end. They are told apart by device and inode, whatever path leads
+// to them. src inside root is refused: it would be copied over itself.
 // On error the stats say what was done before it.
-func Apply(src, root string) (Stats, error) {
+func Apply(src, root string, skip ...string) (Stats, error) {
 	a := newApplier()
-	err := a.apply(src, root)
+	err := a.apply(src, root, skip)
 	if err != nil {
 		return a.stats, fmt.Errorf("apply top layer %s over %s: %w", src, root, err)
 	}
@@ -55,6 +64,7 @@ type applier struct {
 	noCopyRange bool
 	linkBuf     []byte
 	xattrs      xattrBufs
+	skip        map[fileID]bool // directories never entered: root and the caller's skip list
 }
 
 type fileID struct{ dev, ino uint64 }
@@ -63,7 +73,7 @@ func newApplier() *applier {
 	return &applier{links: make(map[fileID]string), dirents: make([]byte, 32<<10)}
 }
 
-func (a *applier) apply(src, root string) error {
+func (a *applier) apply(src, root string, skip []string) error {
 	srcFd, err := unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open top layer folder: %w", err)
@@ -75,7 +85,62 @@ func (a *applier) apply(src, root string) error {
 	}
 	defer unix.Close(rootFd)
 	a.rootFd = rootFd
+	rootID, err := fdID(rootFd)
+	if err != nil {
+		return fmt.Errorf("stat new root: %w", err)
+	}
+	a.skip = map[fileID]bool{rootID: true}
+	for _, p := range skip {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			continue // nothing there: nothing to leave out
+		}
+		a.skip[fileID{st.Dev, st.Ino}] = true
+	}
+	if within, err := isWithin(srcFd, rootID); err != nil {
+		return fmt.Errorf("check where the top layer folder is: %w", err)
+	} else if within {
+		return fmt.Errorf("the top layer folder %s is the new root %s or inside it: it cannot be laid over itself; put the top layer outside the rw layer", src, root)
+	}
 	return a.dir(srcFd, rootFd, "", true)
+}
+
+func fdID(fd int) (fileID, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fileID{}, err
+	}
+	return fileID{st.Dev, st.Ino}, nil
+}
+
+// isWithin reports whether the directory fd is the directory id or below it, following ".." up
+// to the root of the namespace (where ".." is the directory itself).
+func isWithin(fd int, id fileID) (bool, error) {
+	cur, err := unix.Dup(fd)
+	if err != nil {
+		return false, err
+	}
+	defer func() { unix.Close(cur) }()
+	for {
+		c, err := fdID(cur)
+		if err != nil {
+			return false, err
+		}
+		if c == id {
+			return true, nil
+		}
+		up, err := unix.Openat(cur, "..", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return false, err
+		}
+		unix.Close(cur)
+		cur = up
+		if p, err := fdID(up); err != nil {
+			return false, err
+		} else if p == c {
+			return false, nil
+		}
+	}
 }
 
 // dir lays the entries of src directory srcFd into dstFd, which is rel below
@@ -137,6 +202,10 @@ func (a *applier) entry(srcFd, dstFd int, rel, name string, inImage bool) error 
 		return fmt.Errorf("%s: %w", path.Join(rel, name), err)
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		if a.skip[fileID{st.Dev, st.Ino}] {
+			a.stats.Skipped = append(a.stats.Skipped, path.Join(rel, name))
+			return nil
+		}
 		return a.directory(srcFd, dstFd, rel, name, &st, inImage)
 	}
 	err := a.nonDir(srcFd, dstFd, rel, name, &st, inImage)

@@ -691,7 +691,7 @@ func TestApplyAcrossFileSystems(t *testing.T) {
 	write(t, src+"/small", "small", 0o644)
 
 	a := newApplier()
-	if err := a.apply(src, root); err != nil {
+	if err := a.apply(src, root, nil); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
 	if !a.noCopyRange {
@@ -737,5 +737,36 @@ func BenchmarkApply(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
+	}
+}
+
+// TestApplyHoldingTheRoot is a top layer folder that holds the new root and a store, as
+// toplayer_path=/ on the root device does: both are left out, by inode, whatever path leads there.
+func TestApplyHoldingTheRoot(t *testing.T) {
+	top := t.TempDir()
+	root := filepath.Join(top, "rw", "layer")
+	mkdir(t, root, 0o755)
+	write(t, filepath.Join(root, "etc/os-release"), "image\n", 0o644)
+	write(t, filepath.Join(top, "store/layers/abc/bin/sh"), "layer\n", 0o755)
+	write(t, filepath.Join(top, "etc/hostname"), "machine\n", 0o644)
+	symlink(t, "store", filepath.Join(top, "docker")) // a link is copied as a link, never followed
+	st, err := Apply(top, root, filepath.Join(top, "store"))
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	wantContent(t, filepath.Join(root, "etc/hostname"), "machine\n")
+	wantContent(t, filepath.Join(root, "etc/os-release"), "image\n")
+	wantGone(t, filepath.Join(root, "store"))
+	wantGone(t, filepath.Join(root, "rw/layer"))
+	wantLink(t, filepath.Join(root, "docker"), "store")
+	slices.Sort(st.Skipped)
+	if want := []string{"rw/layer", "store"}; !slices.Equal(st.Skipped, want) {
+		t.Errorf("Skipped = %q, want %q", st.Skipped, want)
+	}
+
+	for _, src := range []string{root, filepath.Join(root, "etc")} {
+		if _, err := Apply(src, root); err == nil || !strings.Contains(err.Error(), "cannot be laid over itself") {
+			t.Errorf("Apply(%s) inside the root = %v, want a refusal", src, err)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Defaults for what neither the command line nor the configuration gives.
@@ -104,6 +105,11 @@ func Resolve(cfg Config, legacyImage string, cmdline string) (Params, error) {
 		rw.key = "rootflags=subvol"
 		r.fail(rw, "no subvol= names the rw layer, the subvolume recreated from the image at every boot",
 			"add rootflags=subvol=docker_rwlayer to the kernel command line (or rwlayer under [root] in "+ConfigPath+")")
+	} else if strings.ContainsFunc(rw.value, badSubvolRune) {
+		// It becomes subvol=<name> in a mount option string, where a comma starts another
+		// option: "rw,subvol=docker/btrfs/subvolumes/<id>" would mount an image layer as /.
+		r.fail(rw, "the rw layer name must not contain a comma, white space or control characters: it is passed to mount as subvol=NAME",
+			"name the rw layer with letters, digits, '_', '-', '.' and '/' only, e.g. docker_rwlayer")
 	} else {
 		p.RWLayer = r.relPath(rw, "the rw layer", rwFix)
 	}
@@ -272,6 +278,9 @@ func (r *resolver) relPath(s setting, what, fix string) string {
 	}
 	return v
 }
+
+// badSubvolRune reports a character a subvolume name cannot carry through mount options.
+func badSubvolRune(c rune) bool { return c == ',' || unicode.IsSpace(c) || unicode.IsControl(c) }
 
 // within reports whether p is dir or inside it.
 func within(p, dir string) bool {

@@ -262,6 +262,18 @@ func TestResolveErrors(t *testing.T) {
 			want:    []want{{"root.rwlayer", `root.rwlayer="../rw" (from /etc/dockerinit.toml): the rw layer must not contain ".."`}},
 		},
 		{
+			name:    "rwlayer with a comma injects a mount option",
+			cfg:     Config{Root: RootConfig{RWLayer: "rw,subvol=docker/btrfs/subvolumes/abc"}},
+			cmdline: "root=LABEL=r docker_image=x",
+			want:    []want{{"root.rwlayer", `must not contain a comma`}},
+		},
+		{
+			name:    "rwlayer with a tab",
+			cfg:     Config{Root: RootConfig{RWLayer: "rw\tx"}},
+			cmdline: "root=LABEL=r docker_image=x",
+			want:    []want{{"root.rwlayer", `must not contain a comma, white space or control characters`}},
+		},
+		{
 			name:    "docker_path with dot dot",
 			cmdline: ok + " docker_path=../docker",
 			want:    []want{{"docker_path", `the Docker root must not contain ".."`}},
@@ -428,6 +440,9 @@ func FuzzResolve(f *testing.F) {
 			t.Fatalf("timeout %v", p.Timeout)
 		case within(p.RWLayer, p.DockerPath) || within(p.DockerPath, p.RWLayer):
 			t.Fatalf("rw layer %q and Docker root %q overlap", p.RWLayer, p.DockerPath)
+		}
+		if strings.ContainsFunc(p.RWLayer, badSubvolRune) {
+			t.Fatalf("rw layer %q would inject mount options", p.RWLayer)
 		}
 		for _, rel := range []string{p.RWLayer, p.DockerPath} {
 			if rel == "" || rel == "." || rel[0] == '/' || slices.Contains(strings.Split(rel, "/"), "..") {

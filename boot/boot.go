@@ -208,14 +208,19 @@ func (s *Sequence) Run() (*Report, error) {
 	return &s.report, nil
 }
 
+// recovered turns a panic r of a goroutine into an error like err: PID 1 dies with any of its
+// goroutines, so each one started here ends through this and reports what happened instead.
+func recovered(r any, err error) error {
+	if r != nil {
+		return fmt.Errorf("internal error (please report it): %v", r)
+	}
+	return err
+}
+
 // runStep runs st; a bug that panics becomes a failure like any other, so the console still gets
 // the explanation and the rescue prompt, and the step's mounts are undone.
 func runStep(st step) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("internal error (please report it): %v", r)
-		}
-	}()
+	defer func() { err = recovered(recover(), err) }()
 	return st.run()
 }
 
@@ -329,7 +334,11 @@ func (s *Sequence) startModules() error {
 	l.LoadForced()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopWatch, s.watchErr = cancel, make(chan error, 1)
-	go func() { s.watchErr <- l.Watch(ctx) }()
+	go func() {
+		var err error
+		defer func() { s.watchErr <- recovered(recover(), err) }()
+		err = l.Watch(ctx)
+	}()
 	l.Coldplug("/sys/devices")
 	return nil
 }
@@ -416,11 +425,12 @@ func (s *Sequence) startLinks() error {
 	done := make(chan error, 1)
 	s.links = done
 	go func() {
-		devs, err := blockdev.Scan("/sys/class/block", "/dev")
-		if err == nil {
+		var err error
+		defer func() { done <- recovered(recover(), err) }()
+		var devs []blockdev.Device
+		if devs, err = blockdev.Scan("/sys/class/block", "/dev"); err == nil {
 			err = blockdev.Links("/dev", devs)
 		}
-		done <- err
 	}()
 	return nil
 }
@@ -549,31 +559,12 @@ func listDir(dir string) string {
 	return strings.Join(names, ", ")
 }
 
-// rwLayerPath returns where the rw layer goes under the top level, after checking that no
-// component of its path is a symlink, so that the name cannot be steered into the Docker root.
-func rwLayerPath(top, rwLayer string) (string, error) {
-	p := top
-	for _, c := range strings.Split(rwLayer, "/") {
-		p = filepath.Join(p, c)
-		fi, err := os.Lstat(p)
-		if errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if err != nil {
-			return "", err
-		}
-		if fi.Mode()&os.ModeSymlink != 0 {
-			return "", fmt.Errorf("rootflags=subvol=%s: /%s is a symlink; refusing to follow it (it could lead into the Docker root)", rwLayer, strings.TrimPrefix(p, top+"/"))
-		}
-	}
-	return filepath.Join(top, rwLayer), nil
-}
-
 func (s *Sequence) makeRWLayer() error {
-	rw, err := rwLayerPath(topLevelDir, s.p.RWLayer)
+	rw, err := rwLayerPath(topLevelDir, s.p.RWLayer, s.dockerRoot())
 	if err != nil {
 		return err
 	}
+	layer := filepath.Join(s.dockerRoot(), filepath.FromSlash(s.img.Layer))
 	if _, err := os.Lstat(rw); err == nil {
 		ok, err := btrfs.IsSubvolume(rw)
 		if err != nil {
@@ -581,6 +572,9 @@ func (s *Sequence) makeRWLayer() error {
 		}
 		if !ok {
 			return fmt.Errorf("rootflags=subvol=%s: /%s exists and is not a btrfs subvolume; refusing to delete what dockerinit did not make: rename it or choose another subvol=", s.p.RWLayer, s.p.RWLayer)
+		}
+		if err := ownRWLayer(rw, s.p.RWLayer, filepath.Dir(layer)); err != nil {
+			return err
 		}
 		if err := btrfs.Delete(rw); err != nil {
 			return fmt.Errorf("delete the previous rw layer /%s: %w", s.p.RWLayer, err)
@@ -591,11 +585,11 @@ func (s *Sequence) makeRWLayer() error {
 	if err := os.MkdirAll(filepath.Dir(rw), 0o755); err != nil {
 		return err
 	}
-	layer := filepath.Join(s.dockerRoot(), filepath.FromSlash(s.img.Layer))
 	if err := btrfs.Snapshot(layer, rw); err != nil {
 		return fmt.Errorf("snapshot image %s to /%s: %w", s.p.Image, s.p.RWLayer, err)
 	}
-	return nil
+	// Unmarked, the next boot still knows the layer by its parent's UUID (see ownRWLayer).
+	return markRWLayer(rw, s.img.ID)
 }
 
 func (s *Sequence) applyTopLayer() error {
@@ -636,13 +630,16 @@ func (s *Sequence) applyTopLayer() error {
 			tl.Path, dev, listDir(base)))
 	}
 	rw := filepath.Join(topLevelDir, s.p.RWLayer)
-	st, err := toplayer.Apply(src, rw)
+	st, err := toplayer.Apply(src, rw, s.dockerRoot())
 	if err != nil {
 		return fmt.Errorf("apply top layer %s: %w", tl.Path, err)
 	}
 	n := st.Files + st.Dirs + st.Symlinks + st.Hardlinks + st.Specials + st.Whiteouts
 	s.report.TopLayer, s.report.TopFiles = tl.Path, n
 	s.log.Infof("top layer %s applied: %d entries", tl.Path, n)
+	if len(st.Skipped) > 0 {
+		s.log.Infof("top layer %s: left out %s (the rw layer and the image store are never copied into the root)", tl.Path, strings.Join(st.Skipped, ", "))
+	}
 	for _, l := range st.ReplacedLinks {
 		name, target, _ := strings.Cut(l, " -> ")
 		s.log.Warnf("top layer %s: its directory /%s replaced the image's symlink /%s -> %s, and with it what the image has there; put those files under the link's target (%s) in the top layer instead",

@@ -40,7 +40,7 @@ func TestRWLayerPathRefusesSymlinks(t *testing.T) {
 		{"evil/abc", "is a symlink"},
 		{"evil", "is a symlink"},
 	} {
-		got, err := rwLayerPath(top, tc.rw)
+		got, err := rwLayerPath(top, tc.rw, filepath.Join(top, "docker"))
 		if tc.wantErr == "" {
 			if err != nil || got != filepath.Join(top, tc.rw) {
 				t.Errorf("%s: got %q, %v", tc.rw, got, err)

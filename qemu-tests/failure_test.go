@@ -183,15 +183,34 @@ func ext4Disk(t *testing.T) string {
 // store damaged behind Docker's back would be.
 func damagedStore(t *testing.T, r *rig, image string) string {
 	t.Helper()
-	dir := t.TempDir()
-	img, mnt := filepath.Join(dir, "damaged.img"), filepath.Join(dir, "mnt")
+	return alteredDisk(t, r, func(top string) {
+		runOrFatal(t, "btrfs", "subvolume", "delete", filepath.Join(top, "docker", imageLayer(t, top, image)))
+	})
+}
+
+// alteredDisk is a copy of the fixture disk that change altered; change gets the btrfs top level
+// mounted. The copy stays mountable by the test after the boots (see mountDisk).
+func alteredDisk(t *testing.T, r *rig, change func(top string)) string {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), "altered.img")
 	runOrFatal(t, "cp", "--sparse=always", r.disk, img)
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	mountDisk(t, img, change)
+	return img
+}
+
+// mountDisk mounts the btrfs disk image img for look, then unmounts it.
+func mountDisk(t *testing.T, img string, look func(top string)) {
+	t.Helper()
+	mnt := t.TempDir()
 	runOrFatal(t, "mount", "-o", "loop", img, mnt)
 	defer runOrFatal(t, "umount", mnt)
-	store, err := imagestore.Open(os.DirFS(filepath.Join(mnt, "docker")))
+	look(mnt)
+}
+
+// imageLayer is the path of image's top layer below the Docker root at top/docker.
+func imageLayer(t *testing.T, top, image string) string {
+	t.Helper()
+	store, err := imagestore.Open(os.DirFS(filepath.Join(top, "docker")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,8 +218,7 @@ func damagedStore(t *testing.T, r *rig, image string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runOrFatal(t, "btrfs", "subvolume", "delete", filepath.Join(mnt, "docker", im.Layer))
-	return img
+	return im.Layer
 }
 
 // withForeignModules is r booting its kernel with an initramfs built for a kernel named

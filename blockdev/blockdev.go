@@ -16,7 +16,9 @@ import (
 type Device struct {
 	Name, Path          string // "vda1", "/dev/vda1"
 	FSType, Label, UUID string // from the superblock; "" if unknown
+	SubUUID             string // btrfs: this member device's own UUID (blkid's UUID_SUB)
 	PartUUID, PartLabel string // from the parent disk's GPT (MBR: PARTUUID "xxxxxxxx-NN")
+	Disk                string // of a partition: its disk's name ("vda" for vda2); "" for a disk
 	Size                int64  // bytes
 }
 

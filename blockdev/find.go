@@ -9,9 +9,19 @@ import (
 // Find waits until a block device matching spec appears, or ctx is done.
 // It subscribes to kernel uevents before the first scan, so a device that
 // appears in between is not missed, and rescans only when a block device is
-// added or changes. Several matches (the members of a multi-device btrfs
-// share label and UUID) give the first by name. When ctx ends first the
-// error is a *NotFoundError listing what was seen.
+// added or changes. When ctx ends first the error is a *NotFoundError
+// listing what was seen.
+//
+// Several matches that are one file system (the members of a multi-device
+// btrfs share label and UUID) give the first by name. Matches that are
+// different file systems (a USB stick labelled like the root disk, a copy of
+// it) give a *DuplicateError, whatever the order they appeared in: booting
+// either could be the wrong one. Only the devices present at that scan are
+// compared: Find returns as soon as the device is there and cannot wait for
+// devices that may never come, so a duplicate that appears after it returned
+// goes unnoticed, and one that appears before the device meant (a fast USB
+// stick, a slow disk controller) is the one returned. Only a value that the
+// intended device alone has, UUID= or PARTUUID=, rules that out.
 func Find(ctx context.Context, spec Spec) (Device, error) {
 	if err := spec.valid(); err != nil {
 		return Device{}, err
@@ -33,10 +43,11 @@ func find(ctx context.Context, spec Spec, sysBlock, devDir string, changed <-cha
 		if err != nil {
 			return Device{}, fmt.Errorf("wait for %s: %w", spec, err)
 		}
-		for _, d := range devs {
-			if spec.Match(d) {
-				return d, nil
+		if matches := matching(spec, devs); len(matches) > 0 {
+			if !oneFS(matches) {
+				return Device{}, &DuplicateError{Spec: spec, Matches: matches, Seen: devs}
 			}
+			return matches[0], nil
 		}
 		select {
 		case <-ctx.Done():
@@ -93,6 +104,95 @@ func (e *NotFoundError) Error() string {
 	return b.String()
 }
 
+// matching returns the devices of devs that spec names, in order.
+func matching(spec Spec, devs []Device) []Device {
+	var out []Device
+	for _, d := range devs {
+		if spec.Match(d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// oneFS reports whether every two of devs hold one file system.
+func oneFS(devs []Device) bool {
+	for i, a := range devs {
+		for _, b := range devs[i+1:] {
+			if !sameFS(a, b) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// sameFS reports whether two devices hold one file system: two members of a multi-device btrfs
+// (one file system UUID, each member its own device UUID; a dd copy of a member has the same
+// device UUID too, and is another file system), or a disk and its partition that show the same
+// superblock (a hybrid ISO on a USB stick: the ISO is read both from the disk and from the
+// partition that starts at its first sector).
+func sameFS(a, b Device) bool {
+	if a.FSType == "" || a.FSType != b.FSType || !strings.EqualFold(a.UUID, b.UUID) {
+		return false
+	}
+	if a.FSType == "btrfs" && !strings.EqualFold(a.SubUUID, b.SubUUID) {
+		return true
+	}
+	return a.Disk == b.Name || b.Disk == a.Name
+}
+
+// DuplicateError is Find's error when the spec matches devices that hold different file systems:
+// picking one could boot, or replace the rw layer on, the wrong one.
+type DuplicateError struct {
+	Spec    Spec
+	Matches []Device // every device that matched, in scan order
+	Seen    []Device // every device of that scan
+}
+
+func (e *DuplicateError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s names %d devices that are not one file system:\n", e.Spec, len(e.Matches))
+	for _, d := range e.Matches {
+		writeDevice(&b, d)
+	}
+	b.WriteString("dockerinit does not pick one: a USB stick or a disk copy with the same identity could be taken for the one meant. ")
+	switch e.Spec.Kind {
+	case "LABEL":
+		b.WriteString("Unplug the device that does not belong, or relabel one of them (btrfs filesystem label, e2label, xfs_admin -L, fatlabel)")
+	case "PARTLABEL":
+		b.WriteString("Unplug the device that does not belong, or rename one of the partitions (sgdisk -c N:NAME, parted name)")
+	case "UUID":
+		b.WriteString("Unplug the device that does not belong, or give one of them a new UUID (btrfstune -u, tune2fs -U random, xfs_admin -U generate)")
+	case "PARTUUID":
+		b.WriteString("Unplug the device that does not belong, or give one of the partitions a new GUID (sgdisk -u N:R)")
+	}
+	if alt := e.alternatives(); len(alt) > 0 {
+		fmt.Fprintf(&b, "; or name the one meant by a value only it has: %s", strings.Join(alt, ", "))
+	}
+	b.WriteString(".")
+	return b.String()
+}
+
+// alternatives lists, for each matching device, the UUID= and PARTUUID= specs that would name
+// its file system alone among the devices seen, as "UUID=... (/dev/vda2)".
+func (e *DuplicateError) alternatives() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, d := range e.Matches {
+		for _, s := range []Spec{{"UUID", d.UUID}, {"PARTUUID", d.PartUUID}} {
+			if s.Value == "" || seen[strings.ToLower(s.String())] {
+				continue
+			}
+			seen[strings.ToLower(s.String())] = true
+			if oneFS(matching(s, e.Seen)) {
+				out = append(out, fmt.Sprintf("%s (%s)", s, d.Path))
+			}
+		}
+	}
+	return out
+}
+
 // closeMatch finds a seen label that is the wanted one in another case.
 func (e *NotFoundError) closeMatch() string {
 	for _, d := range e.Seen {
@@ -119,7 +219,7 @@ func describe(d Device) string {
 	} else {
 		parts = append(parts, "TYPE="+d.FSType)
 	}
-	for _, kv := range [][2]string{{"LABEL", d.Label}, {"UUID", d.UUID}, {"PARTUUID", d.PartUUID}, {"PARTLABEL", d.PartLabel}} {
+	for _, kv := range [][2]string{{"LABEL", d.Label}, {"UUID", d.UUID}, {"UUID_SUB", d.SubUUID}, {"PARTUUID", d.PartUUID}, {"PARTLABEL", d.PartLabel}} {
 		if kv[1] != "" {
 			parts = append(parts, fmt.Sprintf("%s=%q", kv[0], kv[1]))
 		}

@@ -18,30 +18,43 @@ const probeLen = 0x11000
 // (FAT12/16/32); anything else gives "", "", "", nil. Only read errors are
 // errors; a device shorter than a superblock is simply not that file system.
 func Probe(r io.ReaderAt) (fstype, label, uuid string, err error) {
+	id, err := probe(r)
+	return id.fsType, id.label, id.uuid, err
+}
+
+// fsID is what a superblock says about its file system.
+type fsID struct {
+	fsType, label, uuid string
+	subUUID             string // btrfs: the device's own UUID (blkid's UUID_SUB)
+}
+
+// probe is Probe, with the btrfs member's device UUID.
+func probe(r io.ReaderAt) (fsID, error) {
 	b, err := readUpTo(r, 0, probeLen)
 	if err != nil {
-		return "", "", "", fmt.Errorf("read superblock: %w", err)
+		return fsID{}, fmt.Errorf("read superblock: %w", err)
 	}
 	switch {
 	case len(b) >= 0x1022b && string(b[0x10040:0x10048]) == "_BHRfS_M":
-		return "btrfs", cString(b[0x1012b:0x1022b]), formatUUID(b[0x10020:0x10030]), nil
+		// The superblock at 64 KiB: fsid at 0x20, dev_item.uuid at 0x10b, label at 0x12b.
+		return fsID{"btrfs", cString(b[0x1012b:0x1022b]), formatUUID(b[0x10020:0x10030]), formatUUID(b[0x1010b:0x1011b])}, nil
 	case len(b) >= 120 && string(b[0:4]) == "XFSB" && validXFS(b):
-		return "xfs", cString(b[108:120]), formatUUID(b[32:48]), nil
+		return fsID{fsType: "xfs", label: cString(b[108:120]), uuid: formatUUID(b[32:48])}, nil
 	case len(b) >= 0x488 && binary.LittleEndian.Uint16(b[0x438:]) == 0xEF53:
-		return extType(b), cString(b[0x478:0x488]), formatUUID(b[0x468:0x478]), nil
+		return fsID{fsType: extType(b), label: cString(b[0x478:0x488]), uuid: formatUUID(b[0x468:0x478])}, nil
 	}
 	// Before FAT: a hybrid ISO also carries a boot sector's 0x55AA.
 	if label, uuid, ok := probeISO9660(b); ok {
-		return "iso9660", label, uuid, nil
+		return fsID{fsType: "iso9660", label: label, uuid: uuid}, nil
 	}
 	if bpb, ok := parseFAT(b); ok {
 		label, err := fatLabel(r, bpb)
 		if err != nil {
-			return "", "", "", fmt.Errorf("read FAT root directory: %w", err)
+			return fsID{}, fmt.Errorf("read FAT root directory: %w", err)
 		}
-		return "vfat", label, fmt.Sprintf("%04X-%04X", bpb.serial>>16, bpb.serial&0xffff), nil
+		return fsID{fsType: "vfat", label: label, uuid: fmt.Sprintf("%04X-%04X", bpb.serial>>16, bpb.serial&0xffff)}, nil
 	}
-	return "", "", "", nil
+	return fsID{}, nil
 }
 
 // readUpTo reads n bytes at off, or fewer when the device ends first.

@@ -76,6 +76,10 @@ func TestProbeMatchesBlkid(t *testing.T) {
 				t.Errorf("Probe = type %q label %q uuid %q; want type %q label %q uuid %q",
 					fstype, label, uuid, tt.wantType, tt.wantLabel, tt.wantUUID)
 			}
+			// A btrfs member's own UUID, which tells RAID members from copies.
+			if sub := probeSubUUID(t, img); sub != want["UUID_SUB"] || (fstype == "btrfs") != (sub != "") {
+				t.Errorf("probe sub UUID = %q; blkid says UUID_SUB %q", sub, want["UUID_SUB"])
+			}
 		})
 	}
 }
@@ -92,6 +96,20 @@ func probeFile(t *testing.T, path string) (fstype, label, uuid string) {
 		t.Fatalf("Probe(%s): %v", path, err)
 	}
 	return fstype, label, uuid
+}
+
+func probeSubUUID(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	id, err := probe(f)
+	if err != nil {
+		t.Fatalf("probe(%s): %v", path, err)
+	}
+	return id.subUUID
 }
 
 func writeAt(t *testing.T, path string, off int64, b []byte) {

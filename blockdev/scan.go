@@ -72,13 +72,15 @@ func scanOne(sysBlock, devDir, name string, tables map[string]*partTable) (Devic
 		f.Close()
 		return Device{}, false
 	}
-	d.FSType, d.Label, d.UUID, err = Probe(f)
+	id, err := probe(f)
 	f.Close()
 	if err != nil {
 		return Device{}, false
 	}
+	d.FSType, d.Label, d.UUID, d.SubUUID = id.fsType, id.label, id.uuid, id.subUUID
 	if partNo, err := readSysInt(filepath.Join(sysBlock, name, "partition")); err == nil {
 		if disk, ok := parentDisk(sysBlock, name); ok {
+			d.Disk = disk
 			id := diskTable(sysBlock, devDir, disk, tables).part(int(partNo))
 			d.PartUUID, d.PartLabel = id.UUID, id.Label
 		}

@@ -100,11 +100,11 @@ func TestScan(t *testing.T) {
 	dev := func(name string) string { return filepath.Join(ft.devDir, name) }
 	want := []Device{
 		{Name: "sdb", Path: dev("sdb"), Size: 8 << 20},
-		{Name: "sdb1", Path: dev("sdb1"), PartUUID: "cafef00d-01", Size: 2 << 20},
+		{Name: "sdb1", Path: dev("sdb1"), Disk: "sdb", PartUUID: "cafef00d-01", Size: 2 << 20},
 		{Name: "vda", Path: dev("vda"), Size: 16 << 20},
-		{Name: "vda1", Path: dev("vda1"), FSType: "vfat", Label: "ESP", UUID: "B2FA-BC61",
+		{Name: "vda1", Path: dev("vda1"), Disk: "vda", FSType: "vfat", Label: "ESP", UUID: "B2FA-BC61",
 			PartUUID: "c12a7328-f81f-11d2-ba4b-00a0c93ec93b", PartLabel: "EFI System", Size: 4 << 20},
-		{Name: "vda2", Path: dev("vda2"), FSType: "ext4", Label: "linux", UUID: "0b7e4d21-4d6c-4f6b-9d2a-1a2b3c4d5e6f",
+		{Name: "vda2", Path: dev("vda2"), Disk: "vda", FSType: "ext4", Label: "linux", UUID: "0b7e4d21-4d6c-4f6b-9d2a-1a2b3c4d5e6f",
 			PartUUID: "4f68bce3-e8cd-4db1-96e7-fbcaf984b709", PartLabel: "root", Size: 4 << 20},
 		{Name: "zram0", Path: dev("zram0"), Size: 2 << 20},
 	}
@@ -175,7 +175,8 @@ func TestScanRealLoopDevices(t *testing.T) {
 				checked++
 				want := blkid(t, d.Path)
 				if d.Path != "/dev/"+d.Name || d.FSType != want["TYPE"] || d.Label != want["LABEL"] || d.UUID != want["UUID"] ||
-					d.PartUUID != want["PART_ENTRY_UUID"] || d.PartLabel != want["PART_ENTRY_NAME"] {
+					d.PartUUID != want["PART_ENTRY_UUID"] || d.PartLabel != want["PART_ENTRY_NAME"] ||
+					d.SubUUID != want["UUID_SUB"] || (d.Name == base) != (d.Disk == "") {
 					t.Errorf("Scan: %s %s; blkid: %v", d.Path, describe(d), want)
 				}
 			}

@@ -4,13 +4,14 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/dockerinit/dockerinit/internal/safego"
 	"github.com/dockerinit/dockerinit/kmod/internal/modindex"
 )
 
 // Coldplug starts loading the bundled modules whose modules.alias patterns match the modalias of
 // a device under sysDevices (/sys/devices at boot), with their dependencies, and returns at once;
-// Wait waits for it. Devices that appear later are Watch's. A sysfs tree that cannot be read is
-// in the report's ScanErrors.
+// Wait waits for it. Devices that appear later are Watch's. A sysfs tree that cannot be read, or a
+// scan that panicked, is in the report's ScanErrors.
 func (l *Loader) Coldplug(sysDevices string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -20,8 +21,7 @@ func (l *Loader) Coldplug(sysDevices string) {
 	}
 	l.busy++
 	go func() {
-		devs, err := modindex.DeviceModaliases(sysDevices)
-		l.plug(devs)
+		err := l.coldplug(sysDevices)
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if err != nil {
@@ -32,9 +32,28 @@ func (l *Loader) Coldplug(sysDevices string) {
 	}()
 }
 
+// coldplug is Coldplug's scan; a panic in it is returned, so that PID 1 lives and Wait returns.
+func (l *Loader) coldplug(sysDevices string) (err error) {
+	defer safego.Recover("loading modules for the devices in "+sysDevices, &err)
+	devs, err := modindex.DeviceModaliases(sysDevices)
+	l.plug(devs)
+	return err
+}
+
 // plug starts loading the modules for the given device modaliases that were not seen before.
 func (l *Loader) plug(modaliases []string) {
+	var want []int
+	for _, name := range matchAliases(l.devices, l.markSeen(modaliases)) {
+		want = append(want, l.index[name])
+	}
+	l.start(want)
+}
+
+// markSeen returns the normalised modaliases not seen before, and notes the storage devices among
+// them that no plan module drives. Its Unlock is deferred, as start's is.
+func (l *Loader) markSeen(modaliases []string) []string {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	var fresh []string
 	for _, raw := range modaliases {
 		if m := modindex.Name(raw); !l.seen[m] {
@@ -45,16 +64,7 @@ func (l *Loader) plug(modaliases []string) {
 			}
 		}
 	}
-	l.mu.Unlock()
-	want := matchAliases(l.devices, fresh)
-	if len(want) == 0 {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, name := range want {
-		l.startLocked(l.index[name])
-	}
+	return fresh
 }
 
 // matchAliases returns the modules, sorted, with a pattern that matches any of the normalised

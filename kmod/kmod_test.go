@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dockerinit/dockerinit/internal/uevent"
+	"github.com/dockerinit/dockerinit/kmod/internal/modindex"
 	"golang.org/x/sys/unix"
 )
 
@@ -948,4 +950,113 @@ func FuzzModuleParams(f *testing.F) {
 		}
 		blacklist(args)
 	})
+}
+
+// panickySocket is a uevent socket whose reading panics, as a bug in Watch would.
+type panickySocket struct{}
+
+func (panickySocket) Read([]byte) (int, error) { panic("boom") }
+func (panickySocket) Close() error             { return nil }
+
+// TestLoaderPanicsAreErrors checks that a panic in each goroutine of the loader (a module's load,
+// the coldplug scan, the uevent watch) is reported as an error and that Wait still returns: in
+// PID 1 such a panic was a kernel panic.
+func TestLoaderPanicsAreErrors(t *testing.T) {
+	// panicOn makes loading the named module panic.
+	panicOn := func(module string, fl *fakeLoader) loadFunc {
+		return func(path, params string) error {
+			if strings.TrimSuffix(filepath.Base(path), ".ko") == module {
+				panic("boom")
+			}
+			return fl.load(path, params)
+		}
+	}
+	tests := []struct {
+		name    string
+		setup   func(t *testing.T, l *Loader, root string)
+		act     func(ctx context.Context, l *Loader, root string) error
+		wantErr string // part of act's error
+		// Wait's report: module lists, and a part of each error.
+		loaded, failed []string
+		errs           map[string]string
+		scanErr        string
+	}{
+		{
+			name:  "a module's load",
+			setup: func(t *testing.T, l *Loader, root string) { l.load = panicOn("virtio_pci", &fakeLoader{}) },
+			act:   func(_ context.Context, l *Loader, _ string) error { return l.Load("virtio_pci", "virtio_blk") },
+			wantErr: "module virtio_pci: internal error while loading module virtio_pci " +
+				"(a bug in dockerinit: please report it with this message): panic: boom\n",
+			loaded: []string{"virtio", "virtio_blk"}, failed: []string{"virtio_pci"},
+			errs: map[string]string{"virtio_pci": "internal error while loading module virtio_pci"},
+		},
+		{
+			name:    "a dependency's load: its dependents are skipped, not left waiting",
+			setup:   func(t *testing.T, l *Loader, root string) { l.load = panicOn("virtio", &fakeLoader{}) },
+			act:     func(_ context.Context, l *Loader, _ string) error { return l.Load("virtio_blk") },
+			wantErr: "module virtio_blk: skipped: dependency virtio failed",
+			failed:  []string{"virtio", "virtio_blk"},
+			errs:    map[string]string{"virtio": "panic: boom", "virtio_blk": "skipped: dependency virtio failed"},
+		},
+		{
+			// An alias of a module the plan lacks, which newLoader never makes: starting it
+			// indexes past the plan, as a bug would, while the loader's lock is held.
+			name: "the coldplug scan",
+			setup: func(t *testing.T, l *Loader, root string) {
+				write(t, filepath.Join(root, "sys/devices/platform/ghost/modalias"), "platform:ghost\n")
+				l.devices = append(l.devices, modindex.Alias{Pattern: "platform:ghost", Module: "ghost"})
+				l.index["ghost"] = len(l.plan)
+			},
+			act: func(_ context.Context, l *Loader, root string) error {
+				l.Coldplug(filepath.Join(root, "sys/devices"))
+				return nil
+			},
+			scanErr: "coldplug: internal error while loading modules for the devices in ",
+		},
+		{
+			name:  "the uevent watch",
+			setup: func(t *testing.T, l *Loader, root string) { l.events = panickySocket{} },
+			act: func(ctx context.Context, l *Loader, _ string) error {
+				return l.Watch(ctx)
+			},
+			wantErr: "internal error while loading modules for new devices (a bug in dockerinit: please report it with this message): panic: boom",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := planTree(t, nil)
+			l, _ := testLoader(t, root, &fakeLoader{})
+			tt.setup(t, l, root)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			err := tt.act(ctx, l, root)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("error = %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("error = %v, want one containing %q", err, tt.wantErr)
+			}
+			waited := make(chan Report, 1)
+			go func() { waited <- l.Wait() }()
+			var rep Report
+			select {
+			case rep = <-waited:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Wait did not return after the panic")
+			}
+			if !slices.Equal(rep.Loaded, tt.loaded) || !slices.Equal(rep.Failed, tt.failed) || len(rep.Errors) != len(tt.errs) {
+				t.Errorf("report: loaded %v failed %v errors %v; want loaded %v failed %v errors for %v",
+					rep.Loaded, rep.Failed, rep.Errors, tt.loaded, tt.failed, slices.Sorted(maps.Keys(tt.errs)))
+			}
+			for m, want := range tt.errs {
+				if err := rep.Errors[m]; err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("error of %s = %v, want one containing %q", m, err, want)
+				}
+			}
+			if tt.scanErr == "" && rep.ScanErrors != nil || tt.scanErr != "" &&
+				(len(rep.ScanErrors) != 1 || !strings.Contains(rep.ScanErrors[0].Error(), tt.scanErr)) {
+				t.Errorf("ScanErrors = %v, want one containing %q", rep.ScanErrors, tt.scanErr)
+			}
+		})
+	}
 }

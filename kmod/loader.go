@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dockerinit/dockerinit/internal/safego"
 	"github.com/dockerinit/dockerinit/internal/uevent"
 	"github.com/dockerinit/dockerinit/kmod/internal/modindex"
 )
@@ -170,12 +171,7 @@ func (l *Loader) Load(names ...string) error {
 	}
 	slices.Sort(want)
 	want = slices.Compact(want)
-	jobs := make([]*job, len(want))
-	l.mu.Lock()
-	for k, i := range want {
-		jobs[k] = l.startLocked(i)
-	}
-	l.mu.Unlock()
+	jobs := l.start(want)
 	var errs []error
 	if unknown != nil {
 		errs = append(errs, &NotBundledError{Names: unknown, Kver: l.kver})
@@ -218,6 +214,18 @@ func (l *Loader) Wait() Report {
 	return l.report(jobs, func(int) bool { return true }, scanErrs)
 }
 
+// start starts loading the plan entries at positions want and returns their jobs. The deferred
+// Unlock keeps a panic, which the caller's recover may survive, from leaving the loader locked.
+func (l *Loader) start(want []int) []*job {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	jobs := make([]*job, len(want))
+	for k, i := range want {
+		jobs[k] = l.startLocked(i)
+	}
+	return jobs
+}
+
 // startLocked starts loading plan entry i, and what it depends on, unless already started.
 func (l *Loader) startLocked(i int) *job {
 	if j := l.jobs[i]; j != nil {
@@ -255,8 +263,10 @@ func (l *Loader) startLocked(i int) *job {
 // finishes, before it resolves its symbols. Starting then overlaps reading, checking and
 // relocating this module with the dependency's init, as btrfs's 4 MB with raid6_pq's benchmark of
 // its algorithms, which takes a quarter of a second whatever the CPU. A failed dependency makes
-// the module fail too, and an absent one makes it absent.
+// the module fail too, and an absent one makes it absent. A panic is the module's error, so that
+// the report has it and its job still ends (Wait would hang) instead of PID 1 dying.
 func (l *Loader) loadEntry(e modindex.Entry, hard []*job) (absent bool, err error) {
+	defer safego.Recover("loading module "+e.Name, &err)
 	for k, h := range hard {
 		l.waitRegistered(e.Deps[k], h)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/dockerinit/dockerinit/internal/safego"
 	"github.com/dockerinit/dockerinit/internal/uevent"
 	"golang.org/x/sys/unix"
 )
@@ -13,8 +14,10 @@ import (
 // MODALIAS= arrives, until ctx is done; then it returns nil. This is what udev does for devices
 // that appear after the Coldplug scan: virtio devices once virtio_pci is loaded, SCSI disks behind
 // ahci, USB devices once a host controller driver is. The socket is opened by NewLoader, so events
-// sent between NewLoader and Watch are not lost. Call it once, in its own goroutine.
-func (l *Loader) Watch(ctx context.Context) error {
+// sent between NewLoader and Watch are not lost. Call it once, in its own goroutine. A panic while
+// watching is returned as an error, as a failed socket is: that goroutine's panic would end PID 1.
+func (l *Loader) Watch(ctx context.Context) (err error) {
+	defer safego.Recover("loading modules for new devices", &err)
 	l.mu.Lock()
 	if l.watched {
 		l.mu.Unlock()

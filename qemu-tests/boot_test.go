@@ -182,13 +182,17 @@ func checkSystemdAnalyze(t *testing.T, v *vm) {
 
 // checkStoreUnchanged compares the Docker store on the disk with its listing made when dockerd
 // stopped: no boot, failed or not, may change it.
-func checkStoreUnchanged(t *testing.T, r *rig) {
+func checkStoreUnchanged(t *testing.T, r *rig) { checkStoreOf(t, r, r.fixture) }
+
+// checkStoreOf compares the store on dir/disk.img, the fixture's or a copy, with the fixture's
+// store as dockerd left it.
+func checkStoreOf(t *testing.T, r *rig, dir string) {
 	t.Helper()
 	before, err := os.ReadFile(filepath.Join(r.fixture, "store.list"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, err := r.storeListing()
+	after, err := r.listStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

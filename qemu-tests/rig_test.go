@@ -167,8 +167,11 @@ func setupRig() (r *rig, missing string, err error) {
 }
 
 // storeListing is fixture.sh's listing of the Docker store on the disk as it is now.
-func (r *rig) storeListing() (string, error) {
-	cmd := exec.Command("bash", filepath.Join(r.repo, "qemu-tests", "fixture.sh"), "list", r.fixture)
+func (r *rig) storeListing() (string, error) { return r.listStore(r.fixture) }
+
+// listStore is fixture.sh's listing of the Docker store on dir/disk.img, the fixture's or a copy.
+func (r *rig) listStore(dir string) (string, error) {
+	cmd := exec.Command("bash", filepath.Join(r.repo, "qemu-tests", "fixture.sh"), "list", dir)
 	cmd.Env = append(os.Environ(), "DOCKERINIT_FIXTURE_LOCKED=1")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -6,11 +6,14 @@ package bootimage
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
 	"github.com/dockerinit/dockerinit/bootparam"
+	"github.com/dockerinit/dockerinit/imageroot"
 	"github.com/dockerinit/dockerinit/imagestore"
 	"github.com/dockerinit/dockerinit/initramfs"
 	"github.com/dockerinit/dockerinit/kmod/modtree"
@@ -55,7 +58,13 @@ func Build(o Options) (*Result, error) {
 	if err := o.refuseOutputInside(); err != nil {
 		return nil, err
 	}
-	k, err := PickKernel(root, o.Kernel)
+	// Every read of the image goes through image: its symlinks resolve inside it, never on the host.
+	image, err := imageroot.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	defer image.Close()
+	k, err := PickKernel(image, o.Kernel)
 	if err != nil {
 		return nil, err
 	}
@@ -89,11 +98,11 @@ func Build(o Options) (*Result, error) {
 		// loaded only for the hardware present.
 		optional := modtree.Generic
 		if o.HostSys != "" {
-			if optional, err = modtree.Host(filepath.Dir(k.Modules), k.Version, o.HostSys); err != nil {
+			if optional, err = modtree.Host(image, path.Dir(k.Modules), k.Version, o.HostSys); err != nil {
 				return nil, fmt.Errorf("--modules host: %w", err)
 			}
 		}
-		files, err := modtree.Bundle(filepath.Dir(k.Modules), k.Version, append([]string{"btrfs"}, o.Modules...), optional...)
+		files, err := modtree.Bundle(image, path.Dir(k.Modules), k.Version, append([]string{"btrfs"}, o.Modules...), optional...)
 		if err != nil {
 			return nil, fmt.Errorf("modules of kernel %s: %w", k.Version, err)
 		}
@@ -108,9 +117,9 @@ func Build(o Options) (*Result, error) {
 	if err := initramfs.Write(&img, entries); err != nil {
 		return nil, err
 	}
-	kernel, err := os.ReadFile(k.Image)
+	kernel, err := fs.ReadFile(image, k.Image)
 	if err != nil {
-		return nil, fmt.Errorf("read kernel: %w", err)
+		return nil, fmt.Errorf("read kernel %s of the image: %w", k.Version, err)
 	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, err

@@ -2,48 +2,28 @@ package bootimage
 
 import (
 	"fmt"
-	"os"
+	"io/fs"
 	"path"
 	"sort"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/dockerinit/dockerinit/imageroot"
 )
 
-// Kernel is one kernel found in an image root, with the module tree that matches it.
+// Kernel is one kernel found in an image root, with the module tree that matches it. Its paths
+// are the image's, slash-separated and relative to the image root; read them through it
+// (imageroot), which resolves their symlinks inside the image.
 type Kernel struct {
 	Version string // the directory name under lib/modules
-	Image   string // host path of the kernel image (symlinks resolved inside the image root)
-	Modules string // host path of lib/modules/<Version> ("" when the image has none)
-}
-
-// resolveIn returns the host path of rel inside root, resolving symlinks as if root were "/":
-// an image's absolute symlinks (/vmlinuz -> /boot/...) must not lead to the build host's files.
-func resolveIn(root, rel string) (string, error) {
-	rootFd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return "", fmt.Errorf("open %s: %w", root, err)
-	}
-	defer unix.Close(rootFd)
-	fd, err := unix.Openat2(rootFd, rel, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
-	if err != nil {
-		return "", &os.PathError{Op: "resolve", Path: path.Join(root, rel), Err: err}
-	}
-	defer unix.Close(fd)
-	p, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
-	if err != nil {
-		return "", fmt.Errorf("resolve %s: %w", rel, err)
-	}
-	return p, nil
+	Image   string // the kernel image, e.g. boot/vmlinuz-6.1.0-28-amd64 or vmlinuz (a link to it)
+	Modules string // lib/modules/<Version> or usr/lib/modules/<Version> ("" when the image has none)
 }
 
 // modulesDir finds lib/modules/<kver> in an image root (usr/lib/modules on merged-/usr systems).
-func modulesDir(root, kver string) string {
+func modulesDir(img *imageroot.Root, kver string) string {
 	for _, dir := range []string{"usr/lib/modules/", "lib/modules/"} {
-		if p, err := resolveIn(root, dir+kver); err == nil {
-			if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-				return p
-			}
+		if fi, err := img.Stat(dir + kver); err == nil && fi.IsDir() {
+			return dir + kver
 		}
 	}
 	return ""
@@ -51,58 +31,46 @@ func modulesDir(root, kver string) string {
 
 // FindKernels lists the kernels of an image root: /boot/vmlinuz-<ver> (Debian, Ubuntu),
 // /usr/lib/modules/<ver>/vmlinuz (Arch, Fedora) and /vmlinuz (a link to one of those).
-func FindKernels(root string) ([]Kernel, error) {
+func FindKernels(img *imageroot.Root) ([]Kernel, error) {
 	found := map[string]string{} // version -> image path
-	add := func(ver, rel string) {
+	add := func(ver, p string) {
 		if _, ok := found[ver]; ok || ver == "" {
 			return
 		}
-		if p, err := resolveIn(root, rel); err == nil {
-			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-				found[ver] = p
-			}
+		if fi, err := img.Stat(p); err == nil && fi.Mode().IsRegular() {
+			found[ver] = p
 		}
 	}
-	for _, dir := range []string{"boot"} {
-		p, err := resolveIn(root, dir)
-		if err != nil {
-			continue
-		}
-		entries, _ := os.ReadDir(p)
-		for _, e := range entries {
-			if ver, ok := strings.CutPrefix(e.Name(), "vmlinuz-"); ok {
-				add(ver, dir+"/"+e.Name())
-			}
+	entries, _ := fs.ReadDir(img, "boot")
+	for _, e := range entries {
+		if ver, ok := strings.CutPrefix(e.Name(), "vmlinuz-"); ok {
+			add(ver, "boot/"+e.Name())
 		}
 	}
 	for _, dir := range []string{"usr/lib/modules", "lib/modules"} {
-		p, err := resolveIn(root, dir)
-		if err != nil {
-			continue
-		}
-		entries, _ := os.ReadDir(p)
+		entries, _ := fs.ReadDir(img, dir)
 		for _, e := range entries {
 			add(e.Name(), dir+"/"+e.Name()+"/vmlinuz")
 		}
 	}
 	for _, link := range []string{"vmlinuz", "boot/vmlinuz"} {
-		if target, err := os.Readlink(path.Join(root, link)); err == nil {
+		if target, err := img.ReadLink(link); err == nil {
 			if ver, ok := strings.CutPrefix(path.Base(target), "vmlinuz-"); ok {
 				add(ver, link)
 			}
 		}
 	}
 	var out []Kernel
-	for ver, img := range found {
-		out = append(out, Kernel{Version: ver, Image: img, Modules: modulesDir(root, ver)})
+	for ver, p := range found {
+		out = append(out, Kernel{Version: ver, Image: p, Modules: modulesDir(img, ver)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	return out, nil
 }
 
 // PickKernel chooses the kernel to boot: the one named by version, or the only one there is.
-func PickKernel(root, version string) (Kernel, error) {
-	ks, err := FindKernels(root)
+func PickKernel(img *imageroot.Root, version string) (Kernel, error) {
+	ks, err := FindKernels(img)
 	if err != nil {
 		return Kernel{}, err
 	}

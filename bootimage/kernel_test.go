@@ -1,12 +1,14 @@
 package bootimage
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/dockerinit/dockerinit/bootparam"
+	"github.com/dockerinit/dockerinit/imageroot"
 )
 
 // tree makes files ("path" or "path -> target" for symlinks) under a temp root.
@@ -36,26 +38,52 @@ func tree(t *testing.T, entries ...string) string {
 }
 
 func TestPickKernel(t *testing.T) {
+	const v = "6.1.0-9-amd64"
 	for _, tc := range []struct {
 		name    string
-		entries []string
+		entries []string // of the image; $HOST is the host folder
+		host    []string // of a host folder the image's links may aim at
 		version string
 		want    string // version, or "error: substring"
-		modules bool
+		image   string // the file the kernel image reads as (tree writes "kernel PATH" in it)
+		modules string
 	}{
-		{"debian merged usr", []string{"lib -> usr/lib", "usr/lib/modules/6.1.0-28-amd64/", "boot/vmlinuz-6.1.0-28-amd64", "vmlinuz -> boot/vmlinuz-6.1.0-28-amd64"}, "", "6.1.0-28-amd64", true},
-		{"arch", []string{"usr/lib/modules/6.12.1-arch1-1/vmlinuz", "usr/lib/modules/6.12.1-arch1-1/modules.dep"}, "", "6.12.1-arch1-1", true},
-		{"absolute vmlinuz link stays inside", []string{"vmlinuz -> /boot/vmlinuz-6.1.0-9-amd64", "boot/vmlinuz-6.1.0-9-amd64", "lib/modules/6.1.0-9-amd64/"}, "", "6.1.0-9-amd64", true},
-		{"no modules", []string{"boot/vmlinuz-6.1.0-1-amd64"}, "", "6.1.0-1-amd64", false},
-		{"two kernels", []string{"boot/vmlinuz-6.1.0-1-amd64", "boot/vmlinuz-6.1.0-2-amd64"}, "", "error: choose one with --kernel-version", false},
-		{"two kernels, one chosen", []string{"boot/vmlinuz-6.1.0-1-amd64", "boot/vmlinuz-6.1.0-2-amd64"}, "6.1.0-2-amd64", "6.1.0-2-amd64", false},
-		{"chosen kernel absent", []string{"boot/vmlinuz-6.1.0-1-amd64"}, "5.10", "error: not in the image, which has 6.1.0-1-amd64", false},
-		{"no kernel", []string{"etc/hostname"}, "", "error: no kernel in the image", false},
-		{"link to host kernel ignored", []string{"vmlinuz -> ../../../../../boot/vmlinuz-host"}, "", "error: no kernel in the image", false},
+		{name: "debian merged usr", entries: []string{"lib -> usr/lib", "usr/lib/modules/6.1.0-28-amd64/", "boot/vmlinuz-6.1.0-28-amd64", "vmlinuz -> boot/vmlinuz-6.1.0-28-amd64"},
+			want: "6.1.0-28-amd64", image: "boot/vmlinuz-6.1.0-28-amd64", modules: "usr/lib/modules/6.1.0-28-amd64"},
+		{name: "arch", entries: []string{"usr/lib/modules/6.12.1-arch1-1/vmlinuz", "usr/lib/modules/6.12.1-arch1-1/modules.dep"},
+			want: "6.12.1-arch1-1", image: "usr/lib/modules/6.12.1-arch1-1/vmlinuz", modules: "usr/lib/modules/6.12.1-arch1-1"},
+		{name: "absolute vmlinuz link stays inside", entries: []string{"vmlinuz -> /boot/vmlinuz-" + v, "boot/vmlinuz-" + v, "lib/modules/" + v + "/"},
+			want: v, image: "boot/vmlinuz-" + v, modules: "lib/modules/" + v},
+		{name: "boot/vmlinuz link under an absolute boot link, both inside", entries: []string{"boot -> /usr/boot", "usr/boot/vmlinuz -> /usr/lib/kernel/vmlinuz-" + v, "usr/lib/kernel/vmlinuz-" + v},
+			want: v, image: "usr/lib/kernel/vmlinuz-" + v},
+		{name: "modules linked absolutely inside", entries: []string{"boot/vmlinuz-" + v, "lib -> /usr/lib", "usr/lib/modules/" + v + "/"},
+			want: v, image: "boot/vmlinuz-" + v, modules: "usr/lib/modules/" + v},
+		{name: "no modules", entries: []string{"boot/vmlinuz-6.1.0-1-amd64"}, want: "6.1.0-1-amd64", image: "boot/vmlinuz-6.1.0-1-amd64"},
+		{name: "two kernels", entries: []string{"boot/vmlinuz-6.1.0-1-amd64", "boot/vmlinuz-6.1.0-2-amd64"}, want: "error: choose one with --kernel-version"},
+		{name: "two kernels, one chosen", entries: []string{"boot/vmlinuz-6.1.0-1-amd64", "boot/vmlinuz-6.1.0-2-amd64"}, version: "6.1.0-2-amd64",
+			want: "6.1.0-2-amd64", image: "boot/vmlinuz-6.1.0-2-amd64"},
+		{name: "chosen kernel absent", entries: []string{"boot/vmlinuz-6.1.0-1-amd64"}, version: "5.10", want: "error: not in the image, which has 6.1.0-1-amd64"},
+		{name: "no kernel", entries: []string{"etc/hostname"}, want: "error: no kernel in the image"},
+		{name: "link to host kernel ignored", entries: []string{"vmlinuz -> ../../../../../boot/vmlinuz-host"}, want: "error: no kernel in the image"},
+		{name: "absolute link to a host kernel ignored", entries: []string{"vmlinuz -> $HOST/vmlinuz-9.9-host"}, host: []string{"vmlinuz-9.9-host"},
+			want: "error: no kernel in the image"},
+		{name: "boot linked to a host folder: its links are not read", entries: []string{"boot -> $HOST", "$HOST/vmlinuz"},
+			host: []string{"vmlinuz -> vmlinuz-9.9-host", "vmlinuz-9.9-host"}, want: "error: no kernel in the image"},
+		{name: "modules linked to a host folder are not the kernel's", entries: []string{"boot/vmlinuz-" + v, "lib/modules -> $HOST/lib/modules"},
+			host: []string{"lib/modules/" + v + "/"}, want: v, image: "boot/vmlinuz-" + v},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			root := tree(t, tc.entries...)
-			k, err := PickKernel(root, tc.version)
+			host := tree(t, tc.host...)
+			var entries []string
+			for _, e := range tc.entries {
+				entries = append(entries, strings.ReplaceAll(e, "$HOST", host))
+			}
+			img, err := imageroot.Open(tree(t, entries...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer img.Close()
+			k, err := PickKernel(img, tc.version)
 			if want, isErr := strings.CutPrefix(tc.want, "error: "); isErr {
 				if err == nil || !strings.Contains(err.Error(), want) {
 					t.Fatalf("got %v, %v; want error containing %q", k, err, want)
@@ -65,14 +93,11 @@ func TestPickKernel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if k.Version != tc.want {
-				t.Errorf("version %q, want %q", k.Version, tc.want)
+			if k.Version != tc.want || k.Modules != tc.modules {
+				t.Errorf("version %q, modules %q; want %q, %q", k.Version, k.Modules, tc.want, tc.modules)
 			}
-			if !strings.HasPrefix(k.Image, root) {
-				t.Errorf("kernel image %s is outside the image root %s", k.Image, root)
-			}
-			if (k.Modules != "") != tc.modules {
-				t.Errorf("modules dir %q, want present=%v", k.Modules, tc.modules)
+			if data, err := fs.ReadFile(img, k.Image); string(data) != "kernel "+tc.image {
+				t.Errorf("kernel image %s reads %q (%v), want the image's %s", k.Image, data, err, tc.image)
 			}
 		})
 	}

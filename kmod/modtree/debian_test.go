@@ -24,10 +24,10 @@ func requireOrSkip(t *testing.T, format string, args ...any) {
 	t.Skipf("SKIPPED, NOT TESTED: "+format, args...)
 }
 
-// debianKernel returns the modules directory and kernel version of Debian's current amd64
-// kernel package, unpacked into a temp dir. The .deb is downloaded once with apt-get into
-// $XDG_CACHE_HOME/dockerinit-tests (or /var/cache/dockerinit-tests) and reused.
-func debianKernel(t *testing.T) (modulesDir, kver string) {
+// debianKernel returns the root and kernel version of Debian's current amd64 kernel package,
+// unpacked into a temp dir (its modules in lib/modules). The .deb is downloaded once with
+// apt-get into $XDG_CACHE_HOME/dockerinit-tests (or /var/cache/dockerinit-tests) and reused.
+func debianKernel(t *testing.T) (root, kver string) {
 	t.Helper()
 	cache := "/var/cache/dockerinit-tests"
 	if x := os.Getenv("XDG_CACHE_HOME"); x != "" {
@@ -61,16 +61,16 @@ func debianKernel(t *testing.T) (modulesDir, kver string) {
 			requireOrSkip(t, "apt-get download %s left no .deb in %s", pkg, cache)
 		}
 	}
-	root := t.TempDir()
+	root = t.TempDir()
 	if out, err := exec.Command("dpkg", "-x", deb, root).CombinedOutput(); err != nil {
 		t.Fatalf("dpkg -x %s: %v\n%s", deb, err, out)
 	}
-	modulesDir = filepath.Join(root, "lib/modules")
+	modulesDir := filepath.Join(root, "lib/modules")
 	ents, err := os.ReadDir(modulesDir)
 	if err != nil || len(ents) != 1 {
 		t.Fatalf("%s holds %v (%v), want one kernel", modulesDir, ents, err)
 	}
-	return modulesDir, ents[0].Name()
+	return root, ents[0].Name()
 }
 
 func findDeb(t *testing.T, dir, pattern string) string {
@@ -99,8 +99,8 @@ func TestBundleDebianKernel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("SKIPPED, NOT TESTED: -short: the Debian kernel test downloads and unpacks a 70 MB package")
 	}
-	modulesDir, kver := debianKernel(t)
-	files, err := Bundle(modulesDir, kver, []string{"btrfs"}, Generic...)
+	root, kver := debianKernel(t)
+	files, err := Bundle(openImage(t, root), "lib/modules", kver, []string{"btrfs"}, Generic...)
 	if err != nil {
 		t.Fatal(err)
 	}

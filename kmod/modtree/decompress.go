@@ -5,7 +5,7 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"runtime"
 	"strings"
 	"sync"
@@ -44,8 +44,8 @@ func newDecompressor() (*decompressor, error) {
 func (d *decompressor) Close() { d.zstd.Close() }
 
 // read returns the contents of p in dir, decompressed if p ends in .zst, .xz or .gz.
-func (d *decompressor) read(dir *os.Root, p string) ([]byte, error) {
-	b, err := dir.ReadFile(p)
+func (d *decompressor) read(dir fs.FS, p string) ([]byte, error) {
+	b, err := fs.ReadFile(dir, p)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +79,7 @@ func (d *decompressor) decompress(p string, b []byte) ([]byte, error) {
 
 // modinfo returns the .modinfo fields of the module p in dir. An uncompressed module is read in
 // place: only its section headers and .modinfo, not the whole file.
-func (d *decompressor) modinfo(dir *os.Root, p string) ([]modinfoField, error) {
+func (d *decompressor) modinfo(dir fs.FS, p string) ([]modinfoField, error) {
 	if stripCompression(p) != p {
 		b, err := d.read(dir, p)
 		if err != nil {
@@ -92,7 +92,12 @@ func (d *decompressor) modinfo(dir *os.Root, p string) ([]modinfoField, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return readModinfo(f)
+	// An image's files (imageroot) are *os.File.
+	r, ok := f.(io.ReaderAt)
+	if !ok {
+		return nil, fmt.Errorf("%s: its file system cannot read .modinfo in place (no ReadAt)", p)
+	}
+	return readModinfo(r)
 }
 
 // parallel runs f(0) ... f(n-1) on as many goroutines as there are CPUs and returns the error of

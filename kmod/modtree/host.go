@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/dockerinit/dockerinit/imageroot"
 	"github.com/dockerinit/dockerinit/kmod/internal/modindex"
 )
 
@@ -32,13 +33,12 @@ var hostFS = []string{"vfat", "nls_cp437", "nls_ascii", "nls_iso8859_1", "nls_ut
 // one of its devices asks for them (the modaliases under sys/devices), and that are in Generic or
 // drive disks, their controllers, USB or keyboards (its file systems among Generic's included);
 // plus hostFS. Sound, network and graphics drivers stay out: they are the bulk of what a machine
-// loads and the boot does not need them.
-func Host(modulesDir, kver, sys string) ([]string, error) {
-	dir, dc, ix, err := openTree(modulesDir, kver)
+// loads and the boot does not need them. img and modulesDir are as for Bundle.
+func Host(img *imageroot.Root, modulesDir, kver, sys string) ([]string, error) {
+	_, dc, ix, err := openTree(img, modulesDir, kver)
 	if err != nil {
 		return nil, err
 	}
-	defer dir.Close()
 	defer dc.Close()
 	used, err := hostModules(sys)
 	if err != nil {

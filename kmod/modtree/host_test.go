@@ -9,7 +9,8 @@ import (
 )
 
 func TestHost(t *testing.T) {
-	modulesDir, _ := fakeTree(t, true)
+	root, _ := fakeTree(t, true)
+	img := openImage(t, root)
 	sys := t.TempDir()
 	for p, content := range map[string]string{
 		"module/virtio/refcnt":                             "1\n",                                                     // a disk driver in use
@@ -27,7 +28,7 @@ func TestHost(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := Host(modulesDir, kver, sys)
+	got, err := Host(img, "usr/lib/modules", kver, sys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +37,7 @@ func TestHost(t *testing.T) {
 		t.Errorf("Host =\n %q\nwant\n %q", got, want)
 	}
 	// What Host picked bundles like any optional list: the drivers come with their dependencies.
-	files, err := Bundle(modulesDir, kver, []string{"btrfs"}, got...)
+	files, err := Bundle(img, "usr/lib/modules", kver, []string{"btrfs"}, got...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func TestHost(t *testing.T) {
 		}
 	}
 
-	if _, err := Host(modulesDir, kver, t.TempDir()); err == nil || !strings.Contains(err.Error(), "is /sys mounted") {
+	if _, err := Host(img, "usr/lib/modules", kver, t.TempDir()); err == nil || !strings.Contains(err.Error(), "is /sys mounted") {
 		t.Errorf("Host without a sysfs = %v, want an error saying what is missing", err)
 	}
 }

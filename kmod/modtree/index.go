@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"slices"
 	"strings"
@@ -25,13 +24,13 @@ type index struct {
 // loadIndex reads the depmod files of the kernel modules directory in dir. When depmod never ran
 // (modules.dep is missing, as in a kernel package unpacked with dpkg -x), the same facts are
 // read from every module's .modinfo instead, which is slower but gives the same closure.
-func loadIndex(dir *os.Root, dc *decompressor) (*index, error) {
+func loadIndex(dir fs.FS, dc *decompressor) (*index, error) {
 	ix := &index{}
 	var err error
 	if ix.builtin, err = parseOptional(dir, "modules.builtin", parseBuiltin); err != nil {
 		return nil, err
 	}
-	if b, err := dir.ReadFile("modules.builtin.modinfo"); err == nil {
+	if b, err := fs.ReadFile(dir, "modules.builtin.modinfo"); err == nil {
 		ix.builtinAliases = builtinAliases(b)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
@@ -56,7 +55,7 @@ func loadIndex(dir *os.Root, dc *decompressor) (*index, error) {
 
 // parseOptional parses the file name of dir with parse, or returns the zero value if the file
 // does not exist.
-func parseOptional[T any](dir *os.Root, name string, parse func(io.Reader) (T, error)) (T, error) {
+func parseOptional[T any](dir fs.FS, name string, parse func(io.Reader) (T, error)) (T, error) {
 	var zero T
 	f, err := dir.Open(name)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -74,9 +73,9 @@ func parseOptional[T any](dir *os.Root, name string, parse func(io.Reader) (T, e
 }
 
 // scan fills the index from the .modinfo of every module file under dir, as depmod would.
-func (ix *index) scan(dir *os.Root, dc *decompressor) error {
+func (ix *index) scan(dir fs.FS, dc *decompressor) error {
 	var paths []string
-	err := fs.WalkDir(dir.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(dir, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

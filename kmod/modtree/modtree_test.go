@@ -2,10 +2,12 @@ package modtree
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,6 +18,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
+	"github.com/dockerinit/dockerinit/imageroot"
 	"github.com/dockerinit/dockerinit/kmod/internal/modindex"
 )
 
@@ -136,8 +139,9 @@ alias fs-vfat vfat
 `,
 }
 
-// fakeTree writes an image root with a module tree for kver, its firmware, and (withDepmod)
-// the depmod files. It returns the modules directory and the uncompressed module contents.
+// fakeTree writes an image root with a module tree for kver in usr/lib/modules, its firmware,
+// and (withDepmod) the depmod files. It returns the image root and the uncompressed module
+// contents.
 func fakeTree(t *testing.T, withDepmod bool) (string, map[string][]byte) {
 	t.Helper()
 	root := t.TempDir()
@@ -169,7 +173,18 @@ func fakeTree(t *testing.T, withDepmod bool) (string, map[string][]byte) {
 			t.Fatal(err)
 		}
 	}
-	return filepath.Join(root, "usr/lib/modules"), plain
+	return root, plain
+}
+
+// openImage opens the image root dir for the test.
+func openImage(t *testing.T, dir string) *imageroot.Root {
+	t.Helper()
+	img, err := imageroot.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { img.Close() })
+	return img
 }
 
 func TestBundle(t *testing.T) {
@@ -265,8 +280,9 @@ func TestBundle(t *testing.T) {
 		for _, withDepmod := range []bool{true, false} {
 			name := tc.name + map[bool]string{true: ", depmod files", false: ", no depmod files"}[withDepmod]
 			t.Run(name, func(t *testing.T) {
-				modulesDir, plain := fakeTree(t, withDepmod)
-				files, err := Bundle(modulesDir, kver, tc.names, tc.optional...)
+				root, plain := fakeTree(t, withDepmod)
+				img := openImage(t, root)
+				files, err := Bundle(img, "usr/lib/modules", kver, tc.names, tc.optional...)
 				if tc.wantErr != "" {
 					var ue *UnknownModulesError
 					if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.As(err, &ue) {
@@ -320,7 +336,7 @@ func TestBundle(t *testing.T) {
 				if a := string(got[prefix+"modules.alias"].Data); a != tc.wantAliases {
 					t.Errorf("modules.alias:\n%s\nwant:\n%s", a, tc.wantAliases)
 				}
-				again, err := Bundle(modulesDir, kver, tc.names, tc.optional...)
+				again, err := Bundle(img, "usr/lib/modules", kver, tc.names, tc.optional...)
 				if err != nil || !reflect.DeepEqual(again, files) {
 					t.Errorf("a second Bundle gave other files (err %v)", err)
 				}
@@ -357,7 +373,7 @@ func TestBundleErrors(t *testing.T) {
 			edit: func(t *testing.T, dir string) {
 				write(t, filepath.Join(dir, "modules.dep"), "kernel/a.ko:\n")
 			},
-			wantErr: "module a: openat kernel/a.ko: no such file",
+			wantErr: "module a: open kernel/a.ko: no such file",
 		},
 		{
 			name: "not a module",
@@ -376,7 +392,7 @@ func TestBundleErrors(t *testing.T) {
 			wantErr: "decompress kernel/a.ko.xz",
 		},
 		{
-			name: "module symlink out of the tree",
+			name: "module symlink to a host file resolves in the image, which lacks it",
 			edit: func(t *testing.T, dir string) {
 				write(t, filepath.Join(dir, "modules.dep"), "kernel/a.ko:\n")
 				os.MkdirAll(filepath.Join(dir, "kernel"), 0o755)
@@ -384,7 +400,7 @@ func TestBundleErrors(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			wantErr: "escapes",
+			wantErr: "module a: open kernel/a.ko: no such file",
 		},
 		{
 			name: "broken modules.dep",
@@ -395,20 +411,133 @@ func TestBundleErrors(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			modulesDir, _ := fakeTree(t, true)
+			root, _ := fakeTree(t, true)
 			if tc.edit != nil {
-				tc.edit(t, filepath.Join(modulesDir, kver))
+				tc.edit(t, filepath.Join(root, "usr/lib/modules", kver))
 			}
 			k := kver
 			if tc.kver != "" {
 				k = tc.kver
 			}
-			_, err := Bundle(modulesDir, k, []string{"a"})
+			_, err := Bundle(openImage(t, root), "usr/lib/modules", k, []string{"a"})
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
 			}
 		})
 	}
+}
+
+// TestBundleResolvesInImage builds from images whose links aim at a host folder holding "shadow"
+// (standing for the host's /etc), or at other places in the image, with a module "a" that asks
+// for firmware "shadow": every link resolves inside the image, as it will once the image is "/".
+func TestBundleResolvesInImage(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		image      []string // "path -> target" symlinks or "path" files (holding "image path"); $HOST is the host folder
+		modulesDir string
+		want       string // the bundled lib/firmware/shadow, "" for none
+		wantErr    string
+	}{
+		{
+			name:  "firmware folder linked to a host folder",
+			image: []string{"usr/lib/firmware -> $HOST"},
+		},
+		{
+			name:  "firmware folder linked to a host folder the image also has",
+			image: []string{"usr/lib/firmware -> $HOST", "$HOST/shadow"},
+			want:  "image $HOST/shadow",
+		},
+		{
+			name:  "firmware file linked to a host file",
+			image: []string{"usr/lib/firmware/shadow -> $HOST/shadow"},
+		},
+		{
+			name:  "firmware file linked out of the image by ..",
+			image: []string{"usr/lib/firmware/shadow -> ../../../../../../../../../../$HOST/shadow"},
+		},
+		{
+			name:  "firmware folder linked elsewhere in the image",
+			image: []string{"usr/lib/firmware -> /opt/firmware", "opt/firmware/shadow"},
+			want:  "image opt/firmware/shadow",
+		},
+		{
+			name:  "firmware file linked absolutely in the image",
+			image: []string{"usr/lib/firmware/shadow -> /usr/share/firmware/shadow", "usr/share/firmware/shadow"},
+			want:  "image usr/share/firmware/shadow",
+		},
+		{
+			name:       "merged /usr with an absolute lib link",
+			image:      []string{"lib -> /usr/lib", "usr/lib/firmware/shadow"},
+			modulesDir: "lib/modules",
+			want:       "image usr/lib/firmware/shadow",
+		},
+		{
+			name:       "modules folder linked to a host tree",
+			image:      []string{"lib -> $HOST/usr/lib"},
+			modulesDir: "lib/modules",
+			wantErr:    "kernel " + kver + " modules: stat lib/modules/" + kver + ": no such file",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The host folder is a whole module tree too, so that a link into it would build.
+			host := withFirmwareModule(t)
+			write(t, filepath.Join(host, "shadow"), "host shadow")
+			root := withFirmwareModule(t)
+			for _, e := range tc.image {
+				p, target, link := strings.Cut(strings.ReplaceAll(e, "$HOST", host), " -> ")
+				full := filepath.Join(root, p)
+				if !link {
+					write(t, full, "image "+p)
+					continue
+				}
+				if err := os.RemoveAll(full); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(target, full); err != nil {
+					t.Fatal(err)
+				}
+			}
+			modulesDir := cmp.Or(tc.modulesDir, "usr/lib/modules")
+			files, err := Bundle(openImage(t, root), modulesDir, kver, []string{"a"})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for _, f := range files {
+				got[f.Path] = string(f.Data)
+				if strings.Contains(string(f.Data), "host shadow") {
+					t.Errorf("%s holds the host's file", f.Path)
+				}
+			}
+			if _, ok := got["lib/modules/"+kver+"/kernel/misc/a.ko"]; !ok {
+				t.Errorf("module a not bundled: %v", slices.Sorted(maps.Keys(got)))
+			}
+			want := strings.ReplaceAll(tc.want, "$HOST", host)
+			if fw, ok := got["lib/firmware/shadow"]; fw != want || ok != (want != "") {
+				t.Errorf("lib/firmware/shadow = %q (bundled %v), want %q", fw, ok, want)
+			}
+		})
+	}
+}
+
+// withFirmwareModule returns a fakeTree root whose modules.dep also lists a module "a" asking
+// for the firmware "shadow".
+func withFirmwareModule(t *testing.T) string {
+	t.Helper()
+	root, _ := fakeTree(t, true)
+	dir := filepath.Join(root, "usr/lib/modules", kver)
+	write(t, filepath.Join(dir, "kernel/misc/a.ko"), string(fakeModule(t, "name=a", "depends=", "firmware=shadow")))
+	write(t, filepath.Join(dir, "modules.dep"), depmodFiles["modules.dep"]+"kernel/misc/a.ko:\n")
+	return root
 }
 
 func write(t *testing.T, p, data string) {

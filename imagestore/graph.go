@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/dockerinit/dockerinit/internal/smallfile"
 )
 
 // graphStore is Docker's graph driver image store:
@@ -36,6 +38,14 @@ type graphStore struct {
 // damaged is the advice for anything Docker itself would never have written.
 const damaged = "the image store looks damaged; check it with `docker image ls` and pull or build the image again"
 
+// The largest metadata files read, far above what Docker writes, so that a damaged or hostile
+// store cannot fill the memory of the initramfs (see smallfile.Read).
+const (
+	repositoriesLimit = 64 << 20 // about 150 bytes a tag: 400,000 tags
+	configLimit       = 16 << 20 // a few KiB, history and labels included
+	cacheIDLimit      = 4 << 10  // one folder name, 64 hex digits
+)
+
 func openGraph(fsys fs.FS, driver, layers string) (*graphStore, error) {
 	s := &graphStore{fsys: fsys, driver: driver, dir: "image/" + driver, layers: layers,
 		refs: map[string]string{}, names: map[string][]string{}}
@@ -57,12 +67,12 @@ func openGraph(fsys fs.FS, driver, layers string) (*graphStore, error) {
 
 func (s *graphStore) readRepositories() error {
 	p := s.dir + "/repositories.json"
-	data, err := fs.ReadFile(s.fsys, p)
+	data, err := smallfile.Read(s.fsys, p, repositoriesLimit)
 	if errors.Is(err, fs.ErrNotExist) { // nothing tagged yet
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("read %s: %w", p, err)
+		return fmt.Errorf("read the image names: %w: %s", err, damaged)
 	}
 	var rj struct {
 		Repositories map[string]map[string]string
@@ -198,12 +208,12 @@ func (s *graphStore) brief(ids []string) []Image {
 func (s *graphStore) load(id string) (Image, error) {
 	img := Image{ID: id, Names: s.names[id]}
 	p := s.dir + "/imagedb/content/sha256/" + strings.TrimPrefix(id, "sha256:")
-	data, err := fs.ReadFile(s.fsys, p)
+	data, err := smallfile.Read(s.fsys, p, configLimit)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Image{}, fmt.Errorf("image %s has no config %s: %s", shortID(id), p, damaged)
 	}
 	if err != nil {
-		return Image{}, fmt.Errorf("read image config: %w", err)
+		return Image{}, fmt.Errorf("read image config: %w: %s", err, damaged)
 	}
 	if sum := sha256.Sum256(data); "sha256:"+hex.EncodeToString(sum[:]) != id {
 		return Image{}, fmt.Errorf("image config %s does not hash to its ID: %s", p, damaged)
@@ -228,12 +238,12 @@ func (s *graphStore) load(id string) (Image, error) {
 	}
 	img.ChainID = chainID(config.RootFS.DiffIDs)
 	cachePath := s.dir + "/layerdb/sha256/" + strings.TrimPrefix(img.ChainID, "sha256:") + "/cache-id"
-	cache, err := fs.ReadFile(s.fsys, cachePath)
+	cache, err := smallfile.Read(s.fsys, cachePath, cacheIDLimit)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Image{}, &LayerMissingError{Ref: id, ImageID: id, ChainID: img.ChainID, Path: cachePath}
 	}
 	if err != nil {
-		return Image{}, fmt.Errorf("read layer cache ID: %w", err)
+		return Image{}, fmt.Errorf("read layer cache ID: %w: %s", err, damaged)
 	}
 	cacheID := strings.TrimSpace(string(cache))
 	if cacheID == "" || cacheID == "." || cacheID == ".." || strings.ContainsAny(cacheID, "/\x00") {

@@ -9,11 +9,14 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Diff IDs whose chain IDs were computed outside Go with sha256sum:
@@ -560,4 +563,67 @@ func FuzzOpenResolve(f *testing.F) {
 			t.Fatalf("Resolve(%q) gave layer %s which is not a folder", ref, img.Layer)
 		}
 	})
+}
+
+// TestHostileMetadata replaces each metadata file of a store on disk with what a hostile or
+// damaged disk could hold there, and checks that Open and Resolve refuse it at once, saying what
+// was found: read as it was, a link to /dev/zero or a huge sparse file filled the memory and a
+// fifo hung the boot.
+func TestHostileMetadata(t *testing.T) {
+	r := newFakeRoot()
+	id := r.image("2024-01-01T00:00:00Z", []string{diffA}, "desktop:latest")
+	files := []struct {
+		name, path string
+		limit      string
+	}{
+		{"repositories.json", "image/btrfs/repositories.json", "64 MiB"},
+		{"image config", "image/btrfs/imagedb/content/sha256/" + strings.TrimPrefix(id, "sha256:"), "16 MiB"},
+		{"cache-id", "image/btrfs/layerdb/sha256/" + strings.TrimPrefix(diffA, "sha256:") + "/cache-id", "4 KiB"},
+	}
+	kinds := []struct {
+		name string
+		make func(p string) error
+		want string // what the error says of the file, after its path
+	}{
+		{"fifo", func(p string) error { return unix.Mkfifo(p, 0o644) }, " is a named pipe (fifo), not a regular file"},
+		{"link to /dev/zero", func(p string) error { return os.Symlink("/dev/zero", p) }, " is a symbolic link to a character device, not a regular file"},
+		{"huge sparse file", func(p string) error { return errors.Join(os.WriteFile(p, nil, 0o644), os.Truncate(p, 1<<40)) },
+			" is 1 TiB (1099511627776 bytes), more than the LIMIT such a file may have"},
+		{"directory", func(p string) error { return os.Mkdir(p, 0o755) }, " is a directory, not a regular file"},
+	}
+	for _, f := range files {
+		for _, k := range kinds {
+			t.Run(f.name+" is a "+k.name, func(t *testing.T) {
+				dir := t.TempDir()
+				if err := os.CopyFS(dir, r.mapFS()); err != nil {
+					t.Fatal(err)
+				}
+				p := filepath.Join(dir, f.path)
+				if err := os.Remove(p); err != nil {
+					t.Fatal(err)
+				}
+				if err := k.make(p); err != nil {
+					t.Fatal(err)
+				}
+				done := make(chan error, 1)
+				go func() {
+					store, err := Open(os.DirFS(dir))
+					if err == nil {
+						_, err = store.Resolve("desktop")
+					}
+					done <- err
+				}()
+				var err error
+				select {
+				case err = <-done:
+				case <-time.After(10 * time.Second):
+					t.Fatal("Open and Resolve hang")
+				}
+				want := f.path + strings.ReplaceAll(k.want, "LIMIT", f.limit)
+				if err == nil || !strings.Contains(err.Error(), want) || !strings.HasSuffix(err.Error(), damaged) {
+					t.Errorf("error = %v\nwant one containing %q and ending in the advice", err, want)
+				}
+			})
+		}
+	}
 }

@@ -7,6 +7,7 @@
 package kmod
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dockerinit/dockerinit/internal/smallfile"
 	"github.com/dockerinit/dockerinit/kmod/internal/modindex"
 )
 
@@ -64,6 +66,14 @@ func (e *NotBundledError) Error() string {
 // loadFunc loads one module file with the given parameters; tests replace finitModule.
 type loadFunc func(path, params string) error
 
+// The largest plan and modules.alias read: some 100 bytes a module, and a generic kernel has about
+// 6,000 modules. Both come from the initramfs, which mkbootimg wrote; the limit and the check that
+// they are regular files only keep a damaged one from hanging the boot or filling its memory.
+const (
+	planLimit    = 4 << 20
+	aliasesLimit = 16 << 20
+)
+
 // readPlan returns nil, nil when the initramfs has no modules at all.
 func readPlan(root, kver string) ([]modindex.Entry, error) {
 	modules := filepath.Join(root, "lib/modules")
@@ -83,33 +93,31 @@ func readPlan(root, kver string) ([]modindex.Entry, error) {
 		}
 		return nil, &KernelMismatchError{Running: kver, Built: strings.Join(built, ", ")}
 	}
-	p := filepath.Join(modules, kver, modindex.PlanFile)
-	f, err := os.Open(p)
+	dir := filepath.Join(modules, kver)
+	b, err := smallfile.Read(os.DirFS(dir), modindex.PlanFile, planLimit)
 	if err != nil {
-		return nil, fmt.Errorf("open module load plan: %w (the initramfs was not built by mkbootimg, or is damaged: rebuild it)", err)
+		return nil, fmt.Errorf("open module load plan in %s: %w (the initramfs was not built by mkbootimg, or is damaged: rebuild it)", dir, err)
 	}
-	defer f.Close()
-	plan, err := modindex.ParsePlan(f)
+	plan, err := modindex.ParsePlan(bytes.NewReader(b))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, modindex.PlanFile), err)
 	}
 	return plan, nil
 }
 
 // readAliases returns the bundled modules.alias; without one no module has an alias.
 func readAliases(root, kver string) ([]modindex.Alias, error) {
-	p := filepath.Join(root, "lib/modules", kver, "modules.alias")
-	f, err := os.Open(p)
+	dir := filepath.Join(root, "lib/modules", kver)
+	b, err := smallfile.Read(os.DirFS(dir), "modules.alias", aliasesLimit)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	defer f.Close()
-	aliases, err := modindex.ParseAliases(f)
+	aliases, err := modindex.ParseAliases(bytes.NewReader(b))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "modules.alias"), err)
 	}
 	return aliases, nil
 }

@@ -786,6 +786,7 @@ func TestLoaderPlanProblems(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		files     map[string]string
+		special   map[string]func(p string) error // path -> what makes it, after files
 		wantErr   string
 		mismatch  *KernelMismatchError
 		wantEmpty bool
@@ -801,7 +802,7 @@ func TestLoaderPlanProblems(t *testing.T) {
 		{
 			name:    "no plan",
 			files:   map[string]string{"lib/modules/" + kver + "/modules.alias": ""},
-			wantErr: "open module load plan",
+			wantErr: "open module load plan in ROOT/lib/modules/" + kver + ": stat dockerinit.modules: no such file or directory",
 		},
 		{
 			name:    "broken plan",
@@ -816,9 +817,26 @@ func TestLoaderPlanProblems(t *testing.T) {
 			},
 			wantErr: "module aliases: " + "ROOT/lib/modules/" + kver + "/modules.alias: modules.alias line 1",
 		},
+		{
+			name:    "the plan is a fifo",
+			files:   map[string]string{"lib/modules/" + kver + "/modules.alias": ""},
+			special: map[string]func(string) error{"lib/modules/" + kver + "/dockerinit.modules": func(p string) error { return unix.Mkfifo(p, 0o644) }},
+			wantErr: "open module load plan in ROOT/lib/modules/" + kver + ": dockerinit.modules is a named pipe (fifo), not a regular file (the initramfs",
+		},
+		{
+			name:    "modules.alias links to /dev/zero",
+			files:   map[string]string{"lib/modules/" + kver + "/dockerinit.modules": "forced xor kernel/crypto/xor.ko\n"},
+			special: map[string]func(string) error{"lib/modules/" + kver + "/modules.alias": func(p string) error { return os.Symlink("/dev/zero", p) }},
+			wantErr: "module aliases: ROOT/lib/modules/" + kver + ": modules.alias is a symbolic link to a character device, not a regular file",
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := tree(t, tc.files)
+			for p, mk := range tc.special {
+				if err := mk(filepath.Join(root, p)); err != nil {
+					t.Fatal(err)
+				}
+			}
 			fl := &fakeLoader{}
 			l, err := newLoader(root, kver, fl.load)
 			if tc.wantEmpty {

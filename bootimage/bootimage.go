@@ -45,7 +45,8 @@ type Result struct {
 	Cmdline       string // the kernel command line to boot with
 }
 
-// Build writes Out/vmlinuz and Out/initramfs.img.
+// Build writes Out/vmlinuz and Out/initramfs.img, as one pair as far as two fixed names allow
+// (see writeFiles).
 func Build(o Options) (*Result, error) {
 	if o.Out == "" {
 		return nil, fmt.Errorf("no output directory: pass --out DIR")
@@ -125,10 +126,8 @@ func Build(o Options) (*Result, error) {
 		return nil, err
 	}
 	res.VMLinuz, res.Initramfs = filepath.Join(o.Out, "vmlinuz"), filepath.Join(o.Out, "initramfs.img")
-	if err := writeAtomic(res.VMLinuz, kernel); err != nil {
-		return nil, err
-	}
-	if err := writeAtomic(res.Initramfs, img.Bytes()); err != nil {
+	// The initramfs is 0600: its dockerinit.toml may hold the rescue shell's password hash.
+	if err := writeFiles(o.Out, outFile{"vmlinuz", kernel, 0o644}, outFile{"initramfs.img", img.Bytes(), 0o600}); err != nil {
 		return nil, err
 	}
 	res.InitramfsSize = int64(img.Len())
@@ -180,28 +179,4 @@ func (o Options) refuseOutputInside() error {
 		return fmt.Errorf("--out %s is inside the Docker root %s: choose a directory outside it (e.g. /boot/docker-IMAGE)", o.Out, o.DockerRoot)
 	}
 	return nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

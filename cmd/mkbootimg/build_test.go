@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/dockerinit/dockerinit/bootparam"
+	"github.com/dockerinit/dockerinit/initramfs"
 )
 
 // `openssl passwd -6 -salt mkbootimg dockerinit` and `openssl passwd -5 ...`.
@@ -239,5 +241,63 @@ func TestCommandsDefineTheirFlags(t *testing.T) {
 		if err := c.run([]string{"--help"}); !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("mkbootimg %s --help = %v, want flag.ErrHelp", name, err)
 		}
+	}
+}
+
+// TestBuildInitramfsPrivate: mkbootimg writes initramfs.img readable by root alone, since its
+// dockerinit.toml may hold the rescue shell's password hash (from the flag or --config), and
+// vmlinuz readable by all.
+func TestBuildInitramfsPrivate(t *testing.T) {
+	dir := t.TempDir()
+	rootfs, initBin, config := filepath.Join(dir, "rootfs"), filepath.Join(dir, "dockerinit"), filepath.Join(dir, "dockerinit.toml")
+	for name, data := range map[string]string{
+		filepath.Join(rootfs, "boot", "vmlinuz-6.1.0-1-amd64"): "kernel",
+		initBin: "\x7fELF fake init",
+		config:  "[rescue]\npassword_hash = '" + hash6 + "'\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		wantHash string
+	}{
+		{"--rescue-password-hash", []string{"--rescue-password-hash", hash6}, hash6},
+		{"--config with a hash", []string{"--config", config}, hash6},
+		{"no hash", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			args := append([]string{"--rootfs", rootfs, "--init", initBin, "--modules", "none", "--image", "desktop", "--out", out}, tc.args...)
+			if err := runBuild(args); err != nil {
+				t.Fatal(err)
+			}
+			for name, want := range map[string]os.FileMode{"initramfs.img": 0o600, "vmlinuz": 0o644} {
+				if fi, err := os.Stat(filepath.Join(out, name)); err != nil || fi.Mode() != want {
+					t.Errorf("%s: mode %v, %v; want %v", name, fi.Mode(), err, want)
+				}
+			}
+			img, err := os.ReadFile(filepath.Join(out, "initramfs.img"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			entries, err := initramfs.Read(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := slices.IndexFunc(entries, func(e initramfs.Entry) bool { return e.Path == "etc/dockerinit.toml" })
+			if i < 0 {
+				t.Fatal("no etc/dockerinit.toml in the initramfs")
+			}
+			cfg, err := bootparam.DecodeConfig(entries[i].Data)
+			if err != nil || cfg.Rescue.PasswordHash != tc.wantHash {
+				t.Errorf("embedded rescue.password_hash %q, %v; want %q", cfg.Rescue.PasswordHash, err, tc.wantHash)
+			}
+		})
 	}
 }

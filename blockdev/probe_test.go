@@ -197,14 +197,24 @@ func FuzzProbe(f *testing.F) {
 	fat16[17], fat16[22] = 16, 1
 	f.Add(fat16)
 	f.Add(isoImage("LABEL", "Label", "2024010203040506", ""))
+	btrfs := make([]byte, probeLen)
+	copy(btrfs[0x10040:], "_BHRfS_M")
+	f.Add(btrfs)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fstype, _, uuid, err := Probe(bytes.NewReader(data))
+		id, err := probe(bytes.NewReader(data))
 		if err != nil {
 			t.Fatalf("Probe of an in-memory image failed: %v", err)
 		}
 		// An ISO 9660 "UUID" is a date, which may be unset.
-		if fstype != "" && fstype != "iso9660" && uuid == "" {
-			t.Fatalf("Probe found %s without a UUID", fstype)
+		if id.fsType != "" && id.fsType != "iso9660" && id.uuid == "" {
+			t.Fatalf("Probe found %s without a UUID", id.fsType)
+		}
+		// Only a btrfs member has a device UUID, which tells it from a copy (Find's sameFS).
+		if (id.fsType == "btrfs") != (id.subUUID != "") {
+			t.Fatalf("Probe found %s with device UUID %q", id.fsType, id.subUUID)
+		}
+		if fstype, label, uuid, _ := Probe(bytes.NewReader(data)); fstype != id.fsType || label != id.label || uuid != id.uuid {
+			t.Fatalf("Probe = %q %q %q, probe = %+v", fstype, label, uuid, id)
 		}
 	})
 }

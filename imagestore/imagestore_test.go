@@ -529,22 +529,33 @@ func FuzzOpenResolve(f *testing.F) {
 	config := `{"created":"2024-01-01T00:00:00Z","rootfs":{"type":"layers","diff_ids":["` + diffA + `","` + diffB + `","` + diffC + `"]}}`
 	sum := sha256.Sum256([]byte(config))
 	id := "sha256:" + hex.EncodeToString(sum[:])
-	f.Add([]byte(`{"Repositories":{"desktop":{"desktop:latest":"`+id+`"}}}`), []byte(config), "x", "desktop")
-	f.Add([]byte(`{"Repositories":{"desktop":{"desktop@`+manifestDigest+`":"`+id+`"}}}`), []byte(config), "x\n", id[7:15])
-	f.Add([]byte(`{"Repositories":null}`), []byte(`{"rootfs":{"diff_ids":null}}`), "../x", id)
-	f.Add([]byte(`[]`), []byte(`{"created":"yesterday"}`), "", "sha256:")
-	f.Fuzz(func(t *testing.T, repos, config []byte, cacheID, ref string) {
+	tagged := []byte(`{"Repositories":{"desktop":{"desktop:latest":"` + id + `"}}}`)
+	f.Add(tagged, []byte(config), "x", "desktop", byte(0))
+	f.Add([]byte(`{"Repositories":{"desktop":{"desktop@`+manifestDigest+`":"`+id+`"}}}`), []byte(config), "x\n", id[7:15], byte(0))
+	f.Add([]byte(`{"Repositories":null}`), []byte(`{"rootfs":{"diff_ids":null}}`), "../x", id, byte(0))
+	f.Add([]byte(`[]`), []byte(`{"created":"yesterday"}`), "", "sha256:", byte(0))
+	f.Add(tagged, []byte(config), "x", "desktop", byte(0b11))     // repositories.json a device
+	f.Add(tagged, []byte(config), "x", "desktop", byte(0b1000))   // the config a fifo
+	f.Add(tagged, []byte(config), "x", "desktop", byte(0b010000)) // the cache-ids directories
+	// modes picks, two bits each, what repositories.json, the config and the cache-ids are: a
+	// regular file, a directory, a fifo or a device, as a hostile disk may have them.
+	kinds := []fs.FileMode{0, fs.ModeDir, fs.ModeNamedPipe, fs.ModeDevice | fs.ModeCharDevice}
+	f.Fuzz(func(t *testing.T, repos, config []byte, cacheID, ref string, modes byte) {
+		mode := func(i int) fs.FileMode { return kinds[modes>>(2*i)&3] }
 		sum := sha256.Sum256(config)
 		m := fstest.MapFS{
-			"image/btrfs/repositories.json":                                    {Data: repos},
-			"image/btrfs/imagedb/content/sha256/" + hex.EncodeToString(sum[:]): {Data: config},
-			"image/btrfs/layerdb/sha256/" + chainC3[7:] + "/cache-id":          {Data: []byte(cacheID)},
-			"image/btrfs/layerdb/sha256/" + diffA[7:] + "/cache-id":            {Data: []byte(cacheID)},
+			"image/btrfs/repositories.json":                                    {Data: repos, Mode: mode(0)},
+			"image/btrfs/imagedb/content/sha256/" + hex.EncodeToString(sum[:]): {Data: config, Mode: mode(1)},
+			"image/btrfs/layerdb/sha256/" + chainC3[7:] + "/cache-id":          {Data: []byte(cacheID), Mode: mode(2)},
+			"image/btrfs/layerdb/sha256/" + diffA[7:] + "/cache-id":            {Data: []byte(cacheID), Mode: mode(2)},
 			"btrfs/subvolumes/x/etc/hostname":                                  {Data: []byte("x")},
 		}
 		store, err := Open(m)
 		if err != nil {
 			return
+		}
+		if mode(0) != 0 {
+			t.Fatalf("Open read a repositories.json that is not a regular file (%v)", mode(0))
 		}
 		if _, err := store.Images(); err != nil && err.Error() == "" {
 			t.Fatal("empty error message")
@@ -561,6 +572,9 @@ func FuzzOpenResolve(f *testing.F) {
 		}
 		if fi, err := fs.Stat(m, img.Layer); err != nil || !fi.IsDir() {
 			t.Fatalf("Resolve(%q) gave layer %s which is not a folder", ref, img.Layer)
+		}
+		if mode(1) != 0 || mode(2) != 0 {
+			t.Fatalf("Resolve(%q) = %+v from a config (%v) or cache-id (%v) that is not a regular file", ref, img, mode(1), mode(2))
 		}
 	})
 }

@@ -88,9 +88,14 @@ func TestOnATerminal(t *testing.T) {
 	wrongPasswordDelay = 0
 	term := newTerminal(t)
 	res := make(chan error, 1)
+	root := t.TempDir()
 	go func() {
+		if err := NewLock(testHash, nil).Unlock(term.pts, term.pts); err != nil {
+			res <- err
+			return
+		}
 		res <- Run(context.Background(), Options{Console: term.pts, Stdout: term.pts, Stderr: term.pts,
-			Root: t.TempDir(), System: &fakeSystem{}, PasswordHash: testHash})
+			Root: root, System: &fakeSystem{}})
 	}()
 	term.waitFor(t, "Password for the rescue shell: ", 1)
 	term.typ(t, "wrong\n")

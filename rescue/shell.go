@@ -2,7 +2,8 @@
 // built into dockerinit, u-root's core utilities plus the few a failed boot calls for (mount,
 // blkid, dmesg, lsmod, modprobe, btrfs-subvolumes, reboot), so that it works in an initramfs that
 // holds nothing else. Commands that are not built in run from $PATH as usual, e.g. from a mounted
-// root file system.
+// root file system. At boot the shell runs in a child process of PID 1 (RunChild), behind the
+// password that PID 1 asks for first (Lock).
 package rescue
 
 import (
@@ -14,15 +15,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
-	"time"
 
-	"golang.org/x/sys/unix"
 	"mvdan.cc/sh/v3/expand"
 	"mvdan.cc/sh/v3/interp"
 	"mvdan.cc/sh/v3/syntax"
-
-	"github.com/dockerinit/dockerinit/rescue/password"
 )
 
 // System is what the commands do to the machine beyond reading and writing files: Host at boot,
@@ -37,87 +33,24 @@ type System interface {
 
 // Options configure one shell session.
 type Options struct {
-	// Console is where command lines (and the password) are read, and the commands' stdin.
+	// Console is where command lines are read, and the commands' stdin.
 	Console        *os.File
 	Stdout, Stderr io.Writer
 	// Root is where /proc, /sys and /dev are found: "/" at boot.
 	Root   string
 	System System
-	// PasswordHash, when not empty, is a SHA-crypt hash whose password is asked for first.
-	PasswordHash string
 }
 
-// ErrLocked is returned after three wrong passwords.
-var ErrLocked = errors.New("rescue shell: wrong password three times")
-
-// wrongPasswordDelay slows down guessing at the console, as login does.
-var wrongPasswordDelay = 2 * time.Second
-
-// Run asks for the password if there is one, then runs the shell until `exit` or the end of the
-// console's input, and returns nil: the caller then goes on booting, or retries a failed boot.
-// Errors mean the shell could not run (ErrLocked, an unreadable console, a malformed hash).
+// Run runs the shell until `exit` or the end of the console's input, and returns nil: the caller
+// then goes on booting, or retries a failed boot. Errors mean the shell could not run. It asks
+// for no password: as PID 1, dockerinit asks before it starts the shell (see Lock, RunChild).
 func Run(ctx context.Context, opts Options) error {
-	if opts.PasswordHash != "" {
-		if err := unlock(opts); err != nil {
-			return err
-		}
-	}
 	sh, err := newShell(opts)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(opts.Stdout, "dockerinit rescue shell. `help` lists the commands; `exit` goes on booting; a failed boot resumes at the step that failed.")
 	return sh.interact(ctx)
-}
-
-// unlock asks for the password, with echo off on a terminal, up to three times.
-func unlock(opts Options) error {
-	for range 3 {
-		pw, err := readSecret(opts.Console, opts.Stdout, "Password for the rescue shell: ")
-		if err != nil {
-			return fmt.Errorf("rescue shell: read the password from the console: %w", err)
-		}
-		err = password.Verify(opts.PasswordHash, pw)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, password.ErrMismatch) {
-			return fmt.Errorf("rescue shell locked: %w (fix rescue.password_hash in the configuration given to mkbootimg)", err)
-		}
-		time.Sleep(wrongPasswordDelay)
-		fmt.Fprintln(opts.Stdout, "Wrong password.")
-	}
-	return ErrLocked
-}
-
-// readSecret prints prompt and reads one line with the terminal's echo off (turned off before the
-// prompt shows, so that nothing typed after it is echoed). It reads a byte at a time so that
-// nothing after the line is taken from the shell that reads next.
-func readSecret(f *os.File, out io.Writer, prompt string) (string, error) {
-	if t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err == nil {
-		quiet := *t
-		quiet.Lflag &^= unix.ECHO
-		if err := unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, &quiet); err == nil {
-			defer unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, t)
-		}
-	}
-	fmt.Fprint(out, prompt)
-	defer fmt.Fprintln(out) // the Enter that was not echoed
-	var line []byte
-	b := make([]byte, 1)
-	for {
-		n, err := f.Read(b)
-		if n == 1 && b[0] == '\n' {
-			break
-		}
-		if n == 1 && len(line) < 4096 { // the rest of a longer line is dropped, never run
-			line = append(line, b[0])
-		}
-		if n == 0 && err != nil {
-			return "", err
-		}
-	}
-	return strings.TrimSuffix(string(line), "\r"), nil
 }
 
 // shell is one session: the interpreter and the built-in commands.
@@ -206,7 +139,8 @@ func (sh *shell) dispatch(next interp.ExecHandlerFunc) interp.ExecHandlerFunc {
 	}
 }
 
-// runSafely turns a panic of a command into its error: the shell runs in PID 1, which must not die.
+// runSafely turns a panic of a command into its error, so that the session and what was done in it
+// (variables, the directory) survive a bug in one command.
 func runSafely(cmd command, c *call) (err error) {
 	defer func() {
 		if r := recover(); r != nil {

@@ -85,8 +85,8 @@ type session struct {
 	err         error
 }
 
-// runShell runs the shell on script as its console input, with root as the place of /proc, /sys
-// and /dev; it returns what the shell printed, its prompts included.
+// runShell runs the shell on script as its console input, behind the password of hash, with root
+// as the place of /proc, /sys and /dev; it returns what was printed, the prompts included.
 func runShell(t *testing.T, root string, sys System, hash, script string) session {
 	t.Helper()
 	r, w, err := os.Pipe()
@@ -99,7 +99,10 @@ func runShell(t *testing.T, root string, sys System, hash, script string) sessio
 		w.Close()
 	}()
 	var out, errOut bytes.Buffer
-	err = Run(context.Background(), Options{Console: r, Stdout: &out, Stderr: &errOut, Root: root, System: sys, PasswordHash: hash})
+	err = NewLock(hash, nil).Unlock(r, &out)
+	if err == nil {
+		err = Run(context.Background(), Options{Console: r, Stdout: &out, Stderr: &errOut, Root: root, System: sys})
+	}
 	return session{out: out.String(), errOut: errOut.String(), err: err}
 }
 
@@ -264,14 +267,15 @@ func TestPassword(t *testing.T) {
 		wantErrText       string // for errors that are not ErrLocked
 		wantOut           string // printed by the script, when the shell ran
 		wrongs            int
+		noPrompt          bool // the shell is locked without asking
 	}{
 		{name: "right password", hash: testHash, input: "hello\necho inside\n", wantOut: "inside"},
 		{name: "right at the third try", hash: testHash, input: "x\nHello\nhello\necho inside\n", wantOut: "inside", wrongs: 2},
 		{name: "carriage return from a serial console", hash: testHash, input: "hello\r\necho inside\n", wantOut: "inside"},
 		{name: "three wrong passwords lock", hash: testHash, input: "a\nb\nc\necho inside\n", wantErr: ErrLocked, wrongs: 3},
 		{name: "no input", hash: testHash, input: "", wantErrText: "read the password from the console: EOF"},
-		{name: "malformed hash locks", hash: "$6$x$short", input: "hello\necho inside\n", wantErrText: "rescue shell locked: password hash: the digest is not 86 characters"},
-		{name: "no hash asks nothing", input: "echo inside\n", wantOut: "inside"},
+		{name: "malformed hash locks", hash: "$6$x$short", input: "hello\necho inside\n", wantErrText: "rescue shell locked: password hash: the digest is not 86 characters", noPrompt: true},
+		{name: "no hash asks nothing", input: "echo inside\n", wantOut: "inside", noPrompt: true},
 		{name: "the rest of an overlong password line is not run", hash: testHash, input: strings.Repeat("x", 5000) + "; echo inside\n", wantErrText: "read the password from the console: EOF", wrongs: 1},
 	}
 	for _, tt := range tests {
@@ -294,8 +298,8 @@ func TestPassword(t *testing.T) {
 			if strings.Contains(s.out, "hello") {
 				t.Errorf("the password was printed:\n%s", s.out)
 			}
-			if tt.hash != "" && !strings.HasPrefix(s.out, "Password for the rescue shell: ") {
-				t.Errorf("no password prompt first:\n%s", s.out)
+			if asked := strings.HasPrefix(s.out, "Password for the rescue shell: "); asked == tt.noPrompt {
+				t.Errorf("the password was asked for first: %v, want %v:\n%s", asked, !tt.noPrompt, s.out)
 			}
 		})
 	}

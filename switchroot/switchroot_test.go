@@ -19,7 +19,7 @@ func TestCheckInit(t *testing.T) {
 	}
 	must(os.MkdirAll(filepath.Join(root, "lib/systemd"), 0o755))
 	must(os.MkdirAll(filepath.Join(root, "sbin"), 0o755))
-	must(os.WriteFile(filepath.Join(root, "lib/systemd/systemd"), []byte("x"), 0o755))
+	must(os.WriteFile(filepath.Join(root, "lib/systemd/systemd"), staticELF(t), 0o755))
 	must(os.WriteFile(filepath.Join(root, "sbin/notexec"), []byte("x"), 0o644))
 	// Absolute link, as Debian ships /sbin/init: must resolve inside root, not on the host.
 	must(os.Symlink("/lib/systemd/systemd", filepath.Join(root, "sbin/init")))

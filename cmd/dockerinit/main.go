@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/dockerinit/dockerinit/boot"
+	"github.com/dockerinit/dockerinit/rescue"
 	"github.com/dockerinit/dockerinit/status"
 )
 
@@ -46,6 +47,8 @@ func main() {
 			fmt.Fprintf(os.Stderr, "dockerinit prepare: %v\n", err)
 			os.Exit(1)
 		}
+	case rescue.ChildCommand: // not in the usage: PID 1 runs it for its rescue shell
+		os.Exit(rescue.ChildMain())
 	case "status":
 		sf := flag.NewFlagSet("dockerinit status", flag.ExitOnError)
 		asJSON := sf.Bool("json", false, "print "+boot.BootJSON+" as it is")
@@ -72,6 +75,8 @@ func main() {
 // runInit boots, and on failure explains and waits at the console, then resumes the boot at the
 // failed step. It never returns: PID 1 exiting panics the kernel.
 func runInit() {
+	// Before anything can delete /etc/dockerinit.toml: a failed switch_root empties the initramfs.
+	boot.LoadRescuePassword()
 	log := boot.NewLogger()
 	s := boot.New(boot.Options{Mode: boot.Full, InitArgs: os.Args[1:], Env: os.Environ(), Log: log})
 	for {

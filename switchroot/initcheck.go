@@ -1,0 +1,218 @@
+package switchroot
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"os"
+	"runtime"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxScripts is how many #! scripts the kernel runs in a row, each the interpreter of the one
+// before, before it fails with ELOOP (exec_binprm in fs/exec.c).
+const maxScripts = 5
+
+// scriptHead is as much of a #! line as the kernel reads (BINPRM_BUF_SIZE).
+const scriptHead = 256
+
+// machines maps GOARCH to the ELF machine the kernel this program runs on executes natively.
+var machines = map[string]elf.Machine{
+	"386": elf.EM_386, "amd64": elf.EM_X86_64, "arm": elf.EM_ARM, "arm64": elf.EM_AARCH64,
+	"loong64": elf.EM_LOONGARCH, "mips": elf.EM_MIPS, "mipsle": elf.EM_MIPS, "mips64": elf.EM_MIPS,
+	"mips64le": elf.EM_MIPS, "ppc64": elf.EM_PPC64, "ppc64le": elf.EM_PPC64, "riscv64": elf.EM_RISCV,
+	"s390x": elf.EM_S390,
+}
+
+// executable is a file CheckInit looks at: the init, or an interpreter and what names it.
+type executable struct {
+	path    string
+	namedBy string // "": the init itself; else the file whose PT_INTERP or #! line names path
+	as      string // how namedBy names it: "ELF program interpreter", "#! interpreter"
+}
+
+func (x executable) String() string {
+	if x.namedBy == "" {
+		return x.path
+	}
+	return fmt.Sprintf("%s (the %s of %s)", x.path, x.as, x.namedBy)
+}
+
+// remedy says what to do about x.
+func (x executable) remedy() string {
+	if x.namedBy == "" {
+		return "pass init= naming the image's init"
+	}
+	return fmt.Sprintf("install %s in the image, or pass init= naming an init that can run", x.path)
+}
+
+// checkExec reports whether the kernel can execute x once root (a descriptor of the new root) is
+// "/": a regular file with an x bit, that is an ELF for this machine
+// whose program interpreter passes the same checks, or a #! script whose interpreter does.
+// depth counts the #! scripts before x.
+func checkExec(root int, x executable, depth int) error {
+	f, err := openExec(root, x)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	head, err := readHead(f, x)
+	if err != nil {
+		return err
+	}
+	switch {
+	case bytes.HasPrefix(head, []byte(elf.ELFMAG)):
+		interp, err := checkELF(f, x)
+		if err != nil || interp == "" {
+			return err // a static ELF needs nothing more
+		}
+		// The kernel loads the program interpreter (the dynamic loader) itself, as an ELF.
+		return checkLoader(root, executable{path: interp, namedBy: x.path, as: "ELF program interpreter"})
+	case bytes.HasPrefix(head, []byte("#!")):
+		if depth == maxScripts {
+			return fmt.Errorf("%s in the image is a #! script too, and the kernel runs no more than %d #! scripts in a row: %s", x, maxScripts, x.remedy())
+		}
+		interp, err := scriptInterpreter(head, x)
+		if err != nil {
+			return err
+		}
+		return checkExec(root, executable{path: interp, namedBy: x.path, as: "#! interpreter"}, depth+1)
+	}
+	return fmt.Errorf("%s in the image is neither an ELF executable nor a #! script (it starts with %q), so the kernel cannot run it: %s", x, start(head), x.remedy())
+}
+
+// readHead reads the start of f: as much as the kernel looks at to choose how to run it.
+func readHead(f *os.File, x executable) ([]byte, error) {
+	head := make([]byte, scriptHead)
+	n, err := io.ReadFull(f, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read %s: %w", x, err)
+	}
+	return head[:n], nil
+}
+
+// start is the first bytes of head, to quote in a message.
+func start(head []byte) []byte { return head[:min(len(head), 16)] }
+
+// checkLoader checks an ELF program interpreter: the kernel runs it as a static ELF, so neither a
+// #! line nor a program interpreter of its own counts.
+func checkLoader(root int, x executable) error {
+	f, err := openExec(root, x)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	head, err := readHead(f, x)
+	if err != nil {
+		return err
+	}
+	if !bytes.HasPrefix(head, []byte(elf.ELFMAG)) {
+		return fmt.Errorf("%s in the image is not an ELF (it starts with %q), and the kernel loads only an ELF as a program interpreter: %s", x, start(head), x.remedy())
+	}
+	_, err = checkELF(f, x)
+	return err
+}
+
+// openExec opens x for reading after checking that it is a regular file with an x bit.
+func openExec(root int, x executable) (*os.File, error) {
+	fd, err := openInRoot(root, x.path, unix.O_PATH)
+	if err != nil {
+		if x.namedBy == "" {
+			return nil, fmt.Errorf("the image has no %s (%w): pass init=/path/to/init on the kernel command line, or install an init (systemd-sysv) in the image", x.path, err)
+		}
+		return nil, fmt.Errorf("the image has no %s, the %s of %s (%w): %s", x.path, x.as, x.namedBy, err, x.remedy())
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("stat %s: %w", x, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&0o111 == 0 {
+		return nil, fmt.Errorf("%s in the image is not an executable file (mode %o): %s", x, st.Mode, x.remedy())
+	}
+	// Opened again to read it: an O_PATH descriptor cannot be read, and opening a fifo or a
+	// device for reading, before knowing it is a regular file, could block or act on a device.
+	rfd, err := openInRoot(root, x.path, unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", x, err)
+	}
+	return os.NewFile(uintptr(rfd), x.path), nil
+}
+
+// checkELF checks that f is an ELF executable for this machine, and returns its program
+// interpreter ("" for a static one).
+func checkELF(f *os.File, x executable) (string, error) {
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return "", fmt.Errorf("%s in the image: %w; it is not an ELF this machine can run: %s", x, err, x.remedy())
+	}
+	if got, want := describeELF(ef.Class, ef.Data, ef.Machine), describeELF(nativeELF()); got != want {
+		return "", fmt.Errorf("%s in the image is an ELF for %s, and this machine runs %s (GOARCH %s): the image is for another architecture; use an image built for linux/%s, or %s",
+			x, got, want, runtime.GOARCH, runtime.GOARCH, x.remedy())
+	}
+	if ef.Type != elf.ET_EXEC && ef.Type != elf.ET_DYN {
+		return "", fmt.Errorf("%s in the image is an ELF of type %s, not an executable: %s", x, ef.Type, x.remedy())
+	}
+	for _, p := range ef.Progs {
+		if p.Type != elf.PT_INTERP {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(p.Open(), 4096))
+		if err != nil {
+			return "", fmt.Errorf("%s in the image: read its program interpreter (PT_INTERP): %w", x, err)
+		}
+		interp, _, _ := strings.Cut(string(b), "\x00")
+		if interp == "" {
+			return "", fmt.Errorf("%s in the image names an empty program interpreter (PT_INTERP): the file looks damaged; %s", x, x.remedy())
+		}
+		return interp, nil
+	}
+	return "", nil
+}
+
+// nativeELF is the class, byte order and machine of an ELF this program's machine runs.
+func nativeELF() (elf.Class, elf.Data, elf.Machine) {
+	class := elf.ELFCLASS32
+	if bits.UintSize == 64 {
+		class = elf.ELFCLASS64
+	}
+	data := elf.ELFDATA2MSB
+	if binary.NativeEndian.Uint16([]byte{1, 0}) == 1 {
+		data = elf.ELFDATA2LSB
+	}
+	return class, data, machines[runtime.GOARCH]
+}
+
+// describeELF names an ELF's machine for messages and comparisons: "EM_X86_64 64-bit
+// little-endian".
+func describeELF(c elf.Class, d elf.Data, m elf.Machine) string {
+	width := "32-bit"
+	if c == elf.ELFCLASS64 {
+		width = "64-bit"
+	}
+	order := "big-endian"
+	if d == elf.ELFDATA2LSB {
+		order = "little-endian"
+	}
+	return fmt.Sprintf("%s %s %s", m, width, order)
+}
+
+// scriptInterpreter is the interpreter a #! line names, as the kernel reads it: the first word
+// after #!, words split at spaces and tabs only, in the first line or the first scriptHead bytes.
+func scriptInterpreter(head []byte, x executable) (string, error) {
+	line, _, _ := bytes.Cut(head[2:], []byte("\n"))
+	fields := strings.FieldsFunc(string(line), func(r rune) bool { return r == ' ' || r == '\t' })
+	if len(fields) == 0 {
+		return "", fmt.Errorf("%s in the image starts with #! but names no interpreter: %s", x, x.remedy())
+	}
+	if interp, ok := strings.CutSuffix(fields[0], "\r"); ok {
+		return "", fmt.Errorf("%s in the image has DOS line ends: its #! line names %q, carriage return included, which the kernel looks for as it is; convert the file (dos2unix), then its interpreter is %s", x, fields[0], interp)
+	}
+	return fields[0], nil
+}

@@ -73,5 +73,23 @@ func TestHostileInput(t *testing.T) {
 		checkImageBooted(t, f, "sample_image")
 	})
 
+	t.Run("two file systems labelled like the root", func(t *testing.T) {
+		// A USB stick formatted with the root's label, plugged in at boot.
+		stick := filepath.Join(t.TempDir(), "stick.img")
+		runOrFatal(t, "truncate", "-s", "128M", stick)
+		runOrFatal(t, "mkfs.btrfs", "-q", "-L", "linux", stick)
+		v := startWithDisks(t, "hostile-duplicate-label", r, baseCmdline+" "+testinit, []string{
+			"-drive", "file=" + r.disk + ",if=virtio,format=raw,cache=unsafe",
+			"-drive", "file=" + stick + ",if=virtio,format=raw,snapshot=on",
+		})
+		explanation := waitForFailure(t, v)
+		v.stop()
+		for _, w := range []string{`LABEL=linux names 2 devices that are not one file system`, `/dev/vda`, `/dev/vdb`, `relabel one of them`, `UUID=`} {
+			if !strings.Contains(explanation, w) {
+				t.Errorf("the failure message lacks %q; it says:\n%s", w, explanation)
+			}
+		}
+	})
+
 	t.Run("Docker store unchanged", func(t *testing.T) { checkStoreUnchanged(t, r) })
 }

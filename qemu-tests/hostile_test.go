@@ -91,5 +91,37 @@ func TestHostileInput(t *testing.T) {
 		}
 	})
 
+	t.Run("an init the kernel cannot run keeps the rescue shell locked", func(t *testing.T) {
+		// Executable by its mode bits but no program: once, the switch emptied the initramfs
+		// before the exec failed, and the shell then opened with no password.
+		disk := alteredDisk(t, r, func(top string) {
+			p := filepath.Join(top, "boot_docker", "sbin", "notaprogram")
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte("this is not a program\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		})
+		// openssl passwd -6 -salt qemutest 'let me in'
+		conf := "[rescue]\npassword_hash = \"$6$qemutest$z.D.gnoD.5RL5TRJMMRDHeTFoxo1.TvWktr.Mkn/rQGzjCBQSm/eVq8cbIWLX/H/fwiCXfhtAq0kr3VIzyfG4/\"\n"
+		br := withExtraInitramfs(t, withDisk(t, r, disk), "etc/dockerinit.toml", conf)
+		v := startVM(t, "hostile-init-not-a-program", br, baseCmdline+" init=/sbin/notaprogram")
+		defer v.stop()
+		explanation := waitForFailure(t, v)
+		if w := `/sbin/notaprogram in the image is neither an ELF executable nor a #! script`; !strings.Contains(explanation, w) {
+			t.Errorf("the failure message lacks %q; it says:\n%s", w, explanation)
+		}
+		if err := v.send("shell\r"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.waitFor(regexp.MustCompile(`Password for the rescue shell: `), shellTimeout); err != nil {
+			t.Fatalf("the rescue shell did not ask for its password: %v\n%s", err, v.tail(20))
+		}
+		if seen(v, shellGreeting.String()) {
+			t.Errorf("the rescue shell opened without its password")
+		}
+	})
+
 	t.Run("Docker store unchanged", func(t *testing.T) { checkStoreUnchanged(t, r) })
 }

@@ -2,7 +2,6 @@ package switchroot
 
 import (
 	"bytes"
-	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -23,11 +22,10 @@ const maxScripts = 5
 const scriptHead = 256
 
 // machines maps GOARCH to the ELF machine the kernel this program runs on executes natively.
-var machines = map[string]elf.Machine{
-	"386": elf.EM_386, "amd64": elf.EM_X86_64, "arm": elf.EM_ARM, "arm64": elf.EM_AARCH64,
-	"loong64": elf.EM_LOONGARCH, "mips": elf.EM_MIPS, "mipsle": elf.EM_MIPS, "mips64": elf.EM_MIPS,
-	"mips64le": elf.EM_MIPS, "ppc64": elf.EM_PPC64, "ppc64le": elf.EM_PPC64, "riscv64": elf.EM_RISCV,
-	"s390x": elf.EM_S390,
+var machines = map[string]elfMachine{
+	"386": em386, "amd64": emX86_64, "arm": emARM, "arm64": emAArch64, "loong64": emLoongArch,
+	"mips": emMIPS, "mipsle": emMIPS, "mips64": emMIPS, "mips64le": emMIPS, "ppc64": emPPC64,
+	"ppc64le": emPPC64, "riscv64": emRISCV, "s390x": emS390,
 }
 
 // executable is a file CheckInit looks at: the init, or an interpreter and what names it.
@@ -67,8 +65,8 @@ func checkExec(root int, x executable, depth int) error {
 		return err
 	}
 	switch {
-	case bytes.HasPrefix(head, []byte(elf.ELFMAG)):
-		interp, err := checkELF(f, x)
+	case bytes.HasPrefix(head, []byte(elfMagic)):
+		interp, err := checkELF(f, x, true)
 		if err != nil || interp == "" {
 			return err // a static ELF needs nothing more
 		}
@@ -112,10 +110,10 @@ func checkLoader(root int, x executable) error {
 	if err != nil {
 		return err
 	}
-	if !bytes.HasPrefix(head, []byte(elf.ELFMAG)) {
+	if !bytes.HasPrefix(head, []byte(elfMagic)) {
 		return fmt.Errorf("%s in the image is not an ELF (it starts with %q), and the kernel loads only an ELF as a program interpreter: %s", x, start(head), x.remedy())
 	}
-	_, err = checkELF(f, x)
+	_, err = checkELF(f, x, false)
 	return err
 }
 
@@ -145,59 +143,75 @@ func openExec(root int, x executable) (*os.File, error) {
 	return os.NewFile(uintptr(rfd), x.path), nil
 }
 
-// checkELF checks that f is an ELF executable for this machine, and returns its program
-// interpreter ("" for a static one).
-func checkELF(f *os.File, x executable) (string, error) {
-	ef, err := elf.NewFile(f)
+// checkELF checks that f is an ELF executable for this machine, as far as the kernel checks one
+// before loading it, and returns its program interpreter ("" for a static one) if withInterp: the
+// kernel reads no PT_INTERP of a program interpreter.
+func checkELF(f *os.File, x executable, withInterp bool) (string, error) {
+	st, err := f.Stat()
 	if err != nil {
-		return "", fmt.Errorf("%s in the image: %w; it is not an ELF this machine can run: %s", x, err, x.remedy())
+		return "", fmt.Errorf("stat %s: %w", x, err)
 	}
-	if got, want := describeELF(ef.Class, ef.Data, ef.Machine), describeELF(nativeELF()); got != want {
+	size := st.Size()
+	h, err := readELFHeader(f, size)
+	if err != nil {
+		return "", elfErr(x, err)
+	}
+	if got, want := describeELF(h.class, h.data, h.machine), describeELF(nativeELF()); got != want {
 		return "", fmt.Errorf("%s in the image is an ELF for %s, and this machine runs %s (GOARCH %s): the image is for another architecture; use an image built for linux/%s, or %s",
 			x, got, want, runtime.GOARCH, runtime.GOARCH, x.remedy())
 	}
-	if ef.Type != elf.ET_EXEC && ef.Type != elf.ET_DYN {
-		return "", fmt.Errorf("%s in the image is an ELF of type %s, not an executable: %s", x, ef.Type, x.remedy())
+	if h.typ != etExec && h.typ != etDyn {
+		return "", fmt.Errorf("%s in the image is an ELF of type %s, not an executable: %s", x, h.typ, x.remedy())
 	}
-	for _, p := range ef.Progs {
-		if p.Type != elf.PT_INTERP {
-			continue
-		}
-		b, err := io.ReadAll(io.LimitReader(p.Open(), 4096))
-		if err != nil {
-			return "", fmt.Errorf("%s in the image: read its program interpreter (PT_INTERP): %w", x, err)
-		}
-		interp, _, _ := strings.Cut(string(b), "\x00")
-		if interp == "" {
-			return "", fmt.Errorf("%s in the image names an empty program interpreter (PT_INTERP): the file looks damaged; %s", x, x.remedy())
-		}
-		return interp, nil
+	progs, err := h.progHeaders(f, size)
+	if err != nil {
+		return "", elfErr(x, err)
 	}
-	return "", nil
+	if !withInterp {
+		return "", nil
+	}
+	interp, found, err := interpreter(f, size, progs)
+	if err != nil {
+		return "", elfErr(x, err)
+	}
+	if found && interp == "" {
+		return "", fmt.Errorf("%s in the image names an empty program interpreter (PT_INTERP): the file looks damaged; %s", x, x.remedy())
+	}
+	return interp, nil
+}
+
+// elfErr says err, of reading the ELF x, for x: what to do if the kernel would refuse x, else
+// only what failed to read.
+func elfErr(x executable, err error) error {
+	var bad elfError
+	if errors.As(err, &bad) {
+		return fmt.Errorf("%s in the image: %w; it is not an ELF this machine can run: %s", x, err, x.remedy())
+	}
+	return fmt.Errorf("%s in the image: %w", x, err)
 }
 
 // nativeELF is the class, byte order and machine of an ELF this program's machine runs.
-func nativeELF() (elf.Class, elf.Data, elf.Machine) {
-	class := elf.ELFCLASS32
+func nativeELF() (class, data byte, machine elfMachine) {
+	class = elfClass32
 	if bits.UintSize == 64 {
-		class = elf.ELFCLASS64
+		class = elfClass64
 	}
-	data := elf.ELFDATA2MSB
+	data = elfData2MSB
 	if binary.NativeEndian.Uint16([]byte{1, 0}) == 1 {
-		data = elf.ELFDATA2LSB
+		data = elfData2LSB
 	}
 	return class, data, machines[runtime.GOARCH]
 }
 
 // describeELF names an ELF's machine for messages and comparisons: "EM_X86_64 64-bit
 // little-endian".
-func describeELF(c elf.Class, d elf.Data, m elf.Machine) string {
+func describeELF(class, data byte, m elfMachine) string {
 	width := "32-bit"
-	if c == elf.ELFCLASS64 {
+	if class == elfClass64 {
 		width = "64-bit"
 	}
 	order := "big-endian"
-	if d == elf.ELFDATA2LSB {
+	if data == elfData2LSB {
 		order = "little-endian"
 	}
 	return fmt.Sprintf("%s %s %s", m, width, order)

@@ -40,7 +40,12 @@ type vm struct {
 	next    int      // lines before this index were consumed by waitFor
 	log     *os.File // the whole console, written as it arrives
 
-	partialMatched bool // waitFor matched the unfinished line: consume it once it is finished
+	// partialMatched: waitFor matched the unfinished line, whose first partialLen bytes are then
+	// consumed once it is finished. The rest is not: a prompt has no newline, so a kernel message
+	// printed after it ("retrying the boot ...") ends up on the prompt's line.
+	partialMatched bool
+	partialLen     int
+	nextFrom       int // bytes of lines[next] consumed already
 }
 
 // errGuestStuck stops a wait early: the guest will not get any further.
@@ -168,7 +173,7 @@ func (v *vm) read(stdout io.Reader) {
 // addLine records a finished console line; v.mu is held.
 func (v *vm) addLine(l consoleLine) {
 	if v.partialMatched && v.next == len(v.lines) {
-		v.next++ // a waitFor already returned this line while it was unfinished
+		v.nextFrom = v.partialLen // a waitFor already returned this much while it was unfinished
 	}
 	v.partialMatched = false
 	v.lines = append(v.lines, l)
@@ -189,20 +194,25 @@ func (v *vm) waitFor(re *regexp.Regexp, timeout time.Duration) (consoleLine, err
 		v.mu.Lock()
 		for i := v.next; i < len(v.lines); i++ {
 			l := v.lines[i]
+			if i == v.next {
+				l.text = l.text[min(v.nextFrom, len(l.text)):]
+			}
 			if re.MatchString(l.text) {
-				v.next = i + 1
+				v.next, v.nextFrom = i+1, 0
 				v.mu.Unlock()
 				return l, nil
 			}
 			if slices.ContainsFunc(stuckLines, func(s string) bool { return strings.Contains(l.text, s) }) {
-				v.next = i + 1
+				v.next, v.nextFrom = i+1, 0
 				v.mu.Unlock()
 				return consoleLine{}, fmt.Errorf("waiting for %q: %w: %s", re, errGuestStuck, l.text)
 			}
 		}
-		v.next = len(v.lines)
+		if v.next < len(v.lines) {
+			v.next, v.nextFrom = len(v.lines), 0
+		}
 		if p := cleanConsole(v.partial); p != "" && re.MatchString(p) {
-			v.partialMatched = true
+			v.partialMatched, v.partialLen = true, len(p)
 			v.mu.Unlock()
 			return consoleLine{at: time.Since(v.start), text: p}, nil
 		}
@@ -368,5 +378,21 @@ func TestConsoleSend(t *testing.T) {
 	}
 	if err := v.waitExit(5 * time.Second); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConsolePromptThenMessage: a kernel message printed after a prompt lands on the prompt's
+// line; a wait for the message after the wait for the prompt must still see it, and the prompt
+// must not count twice.
+func TestConsolePromptThenMessage(t *testing.T) {
+	v := startConsole(t, "prompt-message", exec.Command("sh", "-c", "printf 'Press Enter: '; sleep 1; printf '[ 1.0] dockerinit: retrying\\nnext\\n'; sleep 10"), t.TempDir())
+	if _, err := v.waitFor(regexp.MustCompile(`Press Enter: $`), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.waitFor(regexp.MustCompile(`dockerinit: retrying$`), 5*time.Second); err != nil {
+		t.Fatalf("the message after the prompt was lost: %v", err)
+	}
+	if l, err := v.waitFor(regexp.MustCompile(`Press Enter|next`), 5*time.Second); err != nil || l.text != "next" {
+		t.Errorf("after the message: %q, %v; want the next line, not the prompt again", l.text, err)
 	}
 }

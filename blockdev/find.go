@@ -44,8 +44,8 @@ func find(ctx context.Context, spec Spec, sysBlock, devDir string, changed <-cha
 			return Device{}, fmt.Errorf("wait for %s: %w", spec, err)
 		}
 		if matches := matching(spec, devs); len(matches) > 0 {
-			if !oneFS(matches) {
-				return Device{}, &DuplicateError{Spec: spec, Matches: matches, Seen: devs}
+			if err := Unique(spec, devs); err != nil {
+				return Device{}, err
 			}
 			return matches[0], nil
 		}
@@ -58,6 +58,16 @@ func find(ctx context.Context, spec Spec, sysBlock, devDir string, changed <-cha
 			}
 		}
 	}
+}
+
+// Unique returns a *DuplicateError when spec names devices of devs that are not one file system:
+// for a caller that scans again later in the boot, when devices slower than the one it found
+// (a USB stick) have appeared.
+func Unique(spec Spec, devs []Device) error {
+	if matches := matching(spec, devs); !oneFS(matches) {
+		return &DuplicateError{Spec: spec, Matches: matches, Seen: devs}
+	}
+	return nil
 }
 
 // valid rejects a Spec that could never match, so Find does not wait the

@@ -106,7 +106,7 @@ type Sequence struct {
 	next  int   // the step the next Run starts at
 	marks []int // len(mounts) when each step last started: what rewinding to it unmounts
 
-	links chan error // the /dev/disk links being made, nil when none are
+	links chan scanned // the /dev/disk links being made, nil when none are
 
 	modules    *kmod.Loader
 	stopWatch  context.CancelFunc // ends the uevent watch that loads modules for new devices
@@ -148,7 +148,8 @@ func (s *Sequence) stepList() []step {
 		)
 	}
 	return append(steps,
-		step{name: "finish linking /dev/disk/by-*", run: s.finishLinks},
+		// A device found twice there is checked again only by a new scan.
+		step{name: "finish linking /dev/disk/by-*", run: s.finishLinks, retryFrom: "start linking /dev/disk/by-*"},
 		step{name: "check init", run: s.checkInit},
 		step{name: "mount new root", run: s.mountNewRoot},
 		step{name: "finish loading modules", run: s.finishModules},
@@ -422,28 +423,45 @@ func (s *Sequence) assembleRoot() error {
 // needs none of the links.
 func (s *Sequence) startLinks() error {
 	s.finishLinks() // a retry's earlier run
-	done := make(chan error, 1)
+	done := make(chan scanned, 1)
 	s.links = done
 	go func() {
-		var err error
-		defer func() { done <- recovered(recover(), err) }()
-		var devs []blockdev.Device
-		if devs, err = blockdev.Scan("/sys/class/block", "/dev"); err == nil {
-			err = blockdev.Links("/dev", devs)
+		var r scanned
+		defer func() { r.err = recovered(recover(), r.err); done <- r }()
+		if r.devs, r.err = blockdev.Scan("/sys/class/block", "/dev"); r.err == nil {
+			r.err = blockdev.Links("/dev", r.devs)
 		}
 	}()
 	return nil
 }
 
-// finishLinks waits for the links; a failure is not worth failing the boot over.
+// scanned is what the links step found: every block device, and what went wrong making links.
+type scanned struct {
+	devs []blockdev.Device
+	err  error
+}
+
+// finishLinks waits for the links, whose failure is not worth failing the boot over; and checks
+// again, among the devices there now, that root= and toplayer= each name one file system: a USB
+// stick slower than the disk was not there yet when the device was found.
 func (s *Sequence) finishLinks() error {
 	if s.links == nil {
 		return nil
 	}
-	if err := <-s.links; err != nil {
-		s.log.Warnf("/dev/disk links: %v", err)
-	}
+	r := <-s.links
 	s.links = nil
+	if r.err != nil {
+		s.log.Warnf("/dev/disk links: %v", r.err)
+	}
+	for _, m := range []struct{ key, spec string }{{"root", s.p.Root.Device}, {"toplayer", s.p.TopLayer.Device}} {
+		sp, err := blockdev.ParseSpec(m.spec)
+		if m.spec == "" || err != nil || r.devs == nil {
+			continue // no such device, or reported where it was looked for
+		}
+		if err := blockdev.Unique(sp, r.devs); err != nil {
+			return fmt.Errorf("%s=%s: %w", m.key, m.spec, err)
+		}
+	}
 	return nil
 }
 

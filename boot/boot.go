@@ -107,6 +107,7 @@ type Sequence struct {
 	marks []int // len(mounts) when each step last started: what rewinding to it unmounts
 
 	links chan scanned // the /dev/disk links being made, nil when none are
+	devkmsg string // printk_devkmsg as the kernel had it, restored before the switch
 
 	modules    *kmod.Loader
 	stopWatch  context.CancelFunc // ends the uevent watch that loads modules for new devices
@@ -241,7 +242,10 @@ func (s *Sequence) Abandon() {
 // switchRoot hands over to the real init; systemd is told when the initramfs started, so that
 // systemd-analyze counts the initramfs time.
 func (s *Sequence) switchRoot() error {
-	return switchroot.Switch(newRootDir, s.p.Init, s.opts.InitArgs, s.opts.Env, Started)
+	restoreDevkmsg(s.devkmsg) // the booted system's logging keeps the kernel's limit
+	err := switchroot.Switch(newRootDir, s.p.Init, s.opts.InitArgs, s.opts.Env, Started)
+	s.devkmsg = unlimitDevkmsg() // still here: the failure and the prompt must all be logged
+	return err
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -270,6 +274,9 @@ func (s *Sequence) mountAPI() error {
 	}
 	if s.log == nil || !s.log.kmsg {
 		s.log = NewLogger() // /dev/kmsg exists only now
+	}
+	if s.opts.Mode == Full && s.devkmsg == "" {
+		s.devkmsg = unlimitDevkmsg()
 	}
 	return nil
 }
@@ -654,14 +661,18 @@ func (s *Sequence) applyTopLayer() error {
 	}
 	n := st.Files + st.Dirs + st.Symlinks + st.Hardlinks + st.Specials + st.Whiteouts
 	s.report.TopLayer, s.report.TopFiles = tl.Path, n
-	s.log.Infof("top layer %s applied: %d entries", tl.Path, n)
+	shown := tl.Path
+	if shown == "." { // toplayer_path=/, as bootparam cleans it
+		shown = "/"
+	}
+	s.log.Infof("top layer %s applied: %d entries", shown, n)
 	if len(st.Skipped) > 0 {
-		s.log.Infof("top layer %s: left out %s (the rw layer and the image store are never copied into the root)", tl.Path, strings.Join(st.Skipped, ", "))
+		s.log.Infof("top layer %s: left out %s (the rw layer and the image store are never copied into the root)", shown, strings.Join(st.Skipped, ", "))
 	}
 	for _, l := range st.ReplacedLinks {
 		name, target, _ := strings.Cut(l, " -> ")
 		s.log.Warnf("top layer %s: its directory /%s replaced the image's symlink /%s -> %s, and with it what the image has there; put those files under the link's target (%s) in the top layer instead",
-			tl.Path, name, name, target, target)
+			shown, name, name, target, target)
 	}
 	return nil
 }

@@ -52,3 +52,25 @@ func (l *Logger) Debugf(format string, args ...any) {
 		l.write(levelNotice, format, args...)
 	}
 }
+
+// devkmsgSysctl says whether writes to /dev/kmsg are rate limited: by default the kernel keeps
+// 10 lines in 5 s of each writer and drops the rest, which would cut a failure's explanation (a
+// line a device or image it lists) and dockerinit.debug's line a step.
+const devkmsgSysctl = "/proc/sys/kernel/printk_devkmsg"
+
+// unlimitDevkmsg turns the limit off for the boot and returns the setting it replaced ("" when
+// it could not: printk.devkmsg= on the kernel command line locks it, which is the user's call).
+func unlimitDevkmsg() string {
+	old, err := os.ReadFile(devkmsgSysctl)
+	if err != nil || os.WriteFile(devkmsgSysctl, []byte("on\n"), 0) != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(old))
+}
+
+// restoreDevkmsg puts back what unlimitDevkmsg replaced.
+func restoreDevkmsg(old string) {
+	if old != "" && old != "on" {
+		_ = os.WriteFile(devkmsgSysctl, []byte(old+"\n"), 0)
+	}
+}

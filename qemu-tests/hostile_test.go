@@ -106,7 +106,7 @@ func TestHostileInput(t *testing.T) {
 		// openssl passwd -6 -salt qemutest 'let me in'
 		conf := "[rescue]\npassword_hash = \"$6$qemutest$z.D.gnoD.5RL5TRJMMRDHeTFoxo1.TvWktr.Mkn/rQGzjCBQSm/eVq8cbIWLX/H/fwiCXfhtAq0kr3VIzyfG4/\"\n"
 		br := withExtraInitramfs(t, withDisk(t, r, disk), "etc/dockerinit.toml", conf)
-		v := startVM(t, "hostile-init-not-a-program", br, baseCmdline+" init=/sbin/notaprogram")
+		v := startVM(t, "hostile-init-not-a-program", br, baseCmdline+" docker_image=sample_image init=/sbin/notaprogram")
 		defer v.stop()
 		explanation := waitForFailure(t, v)
 		if w := `/sbin/notaprogram in the image is neither an ELF executable nor a #! script`; !strings.Contains(explanation, w) {

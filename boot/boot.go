@@ -106,8 +106,8 @@ type Sequence struct {
 	next  int   // the step the next Run starts at
 	marks []int // len(mounts) when each step last started: what rewinding to it unmounts
 
-	links chan scanned // the /dev/disk links being made, nil when none are
-	devkmsg string // printk_devkmsg as the kernel had it, restored before the switch
+	links   chan scanned // the /dev/disk links being made, nil when none are
+	devkmsg string       // printk_devkmsg as the kernel had it, restored before the switch
 
 	modules    *kmod.Loader
 	stopWatch  context.CancelFunc // ends the uevent watch that loads modules for new devices

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The console lines a boot's timeline is read from. testinit (qemu-tests/images/sample_image)
@@ -15,6 +17,9 @@ const (
 	runInitLine  = "Run /init as init process"
 	startMarker  = "DITEST start uptime="
 	bootJSONMark = "DITEST bootjson "
+	// rootFound is dockerinit's line "dockerinit: root device /dev/vda (LABEL=linux) found after 319ms".
+	rootFound      = "dockerinit: root device "
+	rootFoundAfter = " found after "
 )
 
 // ErrNoBoot is returned by ParseBoot when the console does not show a boot that got as far as
@@ -29,9 +34,12 @@ func ParseBoot(console []byte) (Boot, error) {
 	var b Boot
 	var haveRun, haveStart bool
 	var doc []string
+	var rootDev string
 	for line := range strings.Lines(string(console)) {
 		line = strings.TrimRight(line, "\r\n")
 		switch {
+		case rootDev == "" && strings.Contains(line, rootFound) && strings.Contains(line, rootFoundAfter):
+			rootDev, b.RootFoundS, b.RootWaitS = parseRootFound(line)
 		case !haveRun && strings.Contains(line, runInitLine):
 			at, ok := printkStamp(line)
 			if !ok {
@@ -57,6 +65,9 @@ func ParseBoot(console []byte) (Boot, error) {
 		return Boot{}, fmt.Errorf("%w: no %q line from testinit after the kernel ran /init", ErrNoBoot, startMarker)
 	case b.RealInitS < b.RunInitS:
 		return Boot{}, fmt.Errorf("the real init started at %.3f s, before the kernel ran /init at %.3f s: the console mixes two boots", b.RealInitS, b.RunInitS)
+	}
+	if rootDev != "" {
+		b.DiskS = diskSeen(console, rootDev)
 	}
 	if len(doc) == 0 || (len(doc) == 1 && strings.HasPrefix(doc[0], "missing")) {
 		return b, nil
@@ -101,4 +112,32 @@ func seconds(f string) (float64, bool) {
 		return 0, false
 	}
 	return s, true
+}
+
+// parseRootFound reads dockerinit's "root device DEV (SPEC) found after D" line: the device,
+// the line's time stamp and D in seconds; an empty device when the line does not parse.
+func parseRootFound(line string) (dev string, at, wait float64) {
+	at, ok := printkStamp(line)
+	_, rest, _ := strings.Cut(line, rootFound)
+	dev = firstField(rest)
+	_, after, _ := strings.Cut(rest, rootFoundAfter)
+	d, err := time.ParseDuration(firstField(after))
+	if !ok || err != nil || d < 0 || !strings.HasPrefix(dev, "/dev/") {
+		return "", 0, 0
+	}
+	return dev, at, d.Seconds()
+}
+
+// diskSeen is the time stamp of the first kernel line naming disk dev as drivers do when they
+// find one ("virtio_blk virtio2: [vda] 8388608 512-byte logical blocks"); 0 when none does.
+func diskSeen(console []byte, dev string) float64 {
+	name := "[" + path.Base(dev) + "]"
+	for line := range strings.Lines(string(console)) {
+		if strings.Contains(line, name) {
+			if at, ok := printkStamp(line); ok {
+				return at
+			}
+		}
+	}
+	return 0
 }

@@ -85,3 +85,36 @@ func FuzzParseBoot(f *testing.F) {
 		}
 	})
 }
+
+func TestParseBootRootFound(t *testing.T) {
+	late := "[    2.500000] Run /init as init process\n" +
+		"[    2.600000] dockerinit: booting image sample_image from root=LABEL=linux subvol=load_rw_late docker_path=docker\n" +
+		"[   19.250000] pcieport 0000:00:02.0: pciehp: Slot(1): Card present\n" +
+		"[   19.400000] virtio_blk virtio1: [vda] 8388608 512-byte logical blocks (4.29 GB/4.00 GiB)\n" +
+		"[   19.700000] dockerinit: root device /dev/vda (LABEL=linux) found after 17.05s\n" +
+		"DITEST start uptime=21.30\n"
+	for _, tc := range []struct {
+		name                string
+		console             string
+		found, wait, diskAt float64
+	}{
+		{"late disk", late, 19.7, 17.05, 19.4},
+		{"milliseconds, disk seen before /init", "[ 1.2] virtio_blk virtio0: [vda] 8388608 512-byte logical blocks\n" +
+			"[ 2.0] Run /init as init process\n[ 2.3] dockerinit: root device /dev/vda (LABEL=linux) found after 319ms\nDITEST start uptime=4\n", 2.3, 0.319, 1.2},
+		{"no kernel line for the disk", "[ 2.0] Run /init as init process\n[ 2.3] dockerinit: root device /dev/sdb (LABEL=linux) found after 1ms\nDITEST start uptime=4\n", 2.3, 0.001, 0},
+		{"garbled duration", "[ 2.0] Run /init as init process\n[ 2.3] dockerinit: root device /dev/vda (LABEL=linux) found after soon\nDITEST start uptime=4\n", 0, 0, 0},
+		{"not a device", "[ 2.0] Run /init as init process\n[ 2.3] dockerinit: root device vda (LABEL=linux) found after 1ms\nDITEST start uptime=4\n", 0, 0, 0},
+		{"other generator", theirConsole, 0, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := ParseBoot([]byte(tc.console))
+			if err != nil {
+				t.Fatalf("ParseBoot: %v", err)
+			}
+			if b.RootFoundS != tc.found || b.RootWaitS != tc.wait || b.DiskS != tc.diskAt {
+				t.Errorf("found at %v after %v, disk at %v; want %v after %v, disk at %v",
+					b.RootFoundS, b.RootWaitS, b.DiskS, tc.found, tc.wait, tc.diskAt)
+			}
+		})
+	}
+}

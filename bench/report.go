@@ -55,6 +55,10 @@ func Markdown(res Results, chart string) string {
 			ratioText(Median(last.MS), Median(first.MS)), float64(last.Bytes)/float64(max(first.Bytes, 1)))
 	}
 
+	if res.Load != nil {
+		p("\n%s", loadSection(res.Load))
+	}
+
 	if len(res.Notes) > 0 {
 		p("\n## Notes\n\n")
 		for _, n := range res.Notes {
@@ -80,7 +84,16 @@ func ReadmeSection(res Results) string {
 	b.WriteString(targetsTable(res))
 	b.WriteString("\n")
 	b.WriteString(misses(res))
-	b.WriteString("Every figure, the top layer and snapshot measurements, versions and a boot timeline chart: " +
+	if l := res.Load; l != nil {
+		fmt.Fprintf(&b, "Under load (`make bench BENCHFLAGS='-only load'` measures these alone; %s, dockerinit %s), "+
+			"the same initramfs against the normal boot, boot.json's steps in ms:\n\n", l.Date.UTC().Format("2006-01-02 15:04 UTC"), l.Dockerinit)
+		b.WriteString(LoadTable(l))
+		b.WriteString("\n")
+		if late := LateText(l); late != "" {
+			b.WriteString(late + "\n")
+		}
+	}
+	b.WriteString("Every figure, the top layer and snapshot measurements, the load cases, versions and a boot timeline chart: " +
 		"[bench/results/latest.md](bench/results/latest.md).\n\n![Boot timeline and ratios](bench/results/latest.svg)\n")
 	return b.String()
 }
@@ -108,6 +121,9 @@ func UpdateReadme(readme, section string) string {
 }
 
 func summary(res Results) string {
+	if len(res.Initrds) == 0 {
+		return "No full run is recorded here, only the load cases (below): `make bench` without `-only` measures the rest."
+	}
 	m := res.Machine
 	rounds := 0
 	for _, in := range res.Initrds {

@@ -17,6 +17,8 @@ type Results struct {
 	Initrds   []Initrd   `json:"initrds"`
 	TopLayer  TopLayer   `json:"toplayer"`
 	Snapshots []Snapshot `json:"snapshots"`
+	// Load is the load cases, nil when they were not measured.
+	Load *Load `json:"load,omitempty"`
 	// Notes are what the run itself observed and the reader must know, such as a comparison
 	// that could not be made and why.
 	Notes []string `json:"notes,omitempty"`
@@ -65,6 +67,12 @@ type Boot struct {
 	// Steps are dockerinit's own per-step durations from boot.json; other initramfs
 	// generators do not report any.
 	Steps []Step `json:"steps,omitempty"`
+	// RootFoundS is when dockerinit logged that it found the root device, RootWaitS how long
+	// it had looked for it by then, and DiskS when the kernel first named that disk ("[vda]");
+	// 0 when the console does not say (other initramfs generators).
+	RootFoundS float64 `json:"root_found_s,omitempty"`
+	RootWaitS  float64 `json:"root_wait_s,omitempty"`
+	DiskS      float64 `json:"disk_s,omitempty"`
 }
 
 // Step is one boot step as boot.json records it.

@@ -6,6 +6,10 @@
 #   fixture.sh list OUTDIR                print the Docker store listing of OUTDIR/disk.img (mounted read-only)
 #   fixture.sh mkboot OUTDIR IMAGE BOOTDIR MKBOOTIMG [ARGS...]
 #                                         run MKBOOTIMG --docker-root <disk>/docker --image IMAGE --out BOOTDIR
+#   fixture.sh load OUTDIR BASEDIR        make OUTDIR/disk.img for the bench's load cases (reused while
+#                                         BASEDIR's fixture.stamp and the load functions are unchanged): a copy of
+#                                         BASEDIR/disk.img, a finished fixture only read (under its lock), on
+#                                         which dockerd builds LOAD_IMAGES images and deep_image (below)
 #
 # The disk is a whole-disk btrfs labelled "linux" holding:
 #   docker/       a Docker data root written by a real dockerd (docker.io, btrfs graph driver):
@@ -286,11 +290,104 @@ cmd_mkboot() {
 	"$mkbootimg" --docker-root "$mnt/docker" --image "$image" --out "$bootdir" "$@"
 }
 
-usage() { die "usage: $0 OUTDIR DOCKERINIT | list OUTDIR | mkboot OUTDIR IMAGE BOOTDIR MKBOOTIMG [ARGS...]"; }
+# --- The bench's load fixture (fixture.sh load OUTDIR BASEDIR) ---
+# A disk of its own, so that the normal fixture and make test never build it or wait for it.
+# What dockerd adds to the copy of the normal fixture's store:
+LOAD_IMAGES=200 # load_image_001..: FROM sample_image + one LABEL each (distinct image IDs, no new layer)
+LOAD_LAYERS=100 # deep_image: sample_image with one COPY of a tiny file a layer, this many layers in all
+
+# load_key is the load disk's cache key: the base fixture's own key (its store) and how the load
+# images are made.
+load_key() {
+	{
+		cat "$1/fixture.stamp"
+		echo "$LOAD_IMAGES $LOAD_LAYERS"
+		declare -f load_key load_images cmd_load
+	} | sha256sum | cut -d' ' -f1
+}
+
+# load_images builds the load images with the running dockerd: build logs go to $1, deep_image's
+# build context is made in $2.
+load_images() {
+	local build_log=$1 ctx=$2 t i have
+	t=$SECONDS
+	for i in $(seq -f %03g "$LOAD_IMAGES"); do
+		# No build context: the Dockerfile comes on stdin and copies nothing.
+		printf 'FROM sample_image\nLABEL dockerinit.load=%s\n' "$i" |
+			"$DOCKER" build -t "load_image_$i" - >>"$build_log" 2>&1 || {
+			tail -n 20 "$build_log" >&2
+			die "docker build load_image_$i failed (log above)"
+		}
+	done
+	log "load: docker build of $LOAD_IMAGES images FROM sample_image: $((SECONDS - t)) s"
+
+	# COPY runs no container; Docker refuses more than 125 layers.
+	t=$SECONDS
+	have=$("$DOCKER" image inspect -f '{{len .RootFS.Layers}}' sample_image)
+	[ "$have" -lt "$LOAD_LAYERS" ] || die "sample_image has $have layers already, want fewer than $LOAD_LAYERS"
+	mkdir -p "$ctx"
+	{
+		echo "FROM sample_image"
+		for i in $(seq $((have + 1)) "$LOAD_LAYERS"); do
+			echo "layer $i of deep_image" >"$ctx/layer-$i"
+			echo "COPY layer-$i /etc/dockerinit-load/layer-$i"
+		done
+	} >"$ctx/Dockerfile"
+	"$DOCKER" build -t deep_image "$ctx" >>"$build_log" 2>&1 || {
+		tail -n 20 "$build_log" >&2
+		die "docker build deep_image failed (log above)"
+	}
+	i=$("$DOCKER" image inspect -f '{{len .RootFS.Layers}}' deep_image)
+	[ "$i" = "$LOAD_LAYERS" ] || die "deep_image has $i layers, want $LOAD_LAYERS"
+	log "load: docker build deep_image ($LOAD_LAYERS layers, $((LOAD_LAYERS - have)) COPY steps on sample_image): $((SECONDS - t)) s"
+}
+
+cmd_load() {
+	local out=$1 base=$2 key start=$SECONDS run basefd
+	[ -f "$base/disk.img" ] && [ -f "$base/fixture.stamp" ] ||
+		die "$base: want a finished fixture (disk.img, fixture.stamp): run $0 $base DOCKERINIT first"
+	[ "$base" != "$out" ] || die "load: OUTDIR must not be BASEDIR"
+	key=$(load_key "$base")
+	if [ -f "$out/disk.img" ] && [ "$(cat "$out/fixture.stamp" 2>/dev/null)" = "$key" ]; then
+		log "load: reusing $out/disk.img (inputs unchanged)"
+		return
+	fi
+	rm -f "$out/disk.img" "$out/disk.img.tmp" "$out/fixture.stamp" "$out/build.log"
+
+	# BASEDIR is only read, holding its lock: test runs boot its disk.
+	exec {basefd}<>"$base/.lock"
+	if ! flock -n "$basefd"; then
+		log "load: waiting for another user of $base (a test run or make demo)"
+		flock "$basefd"
+	fi
+	cp --sparse=always "$base/disk.img" "$out/disk.img.tmp"
+	exec {basefd}>&-
+	log "load: copied $base/disk.img"
+
+	mnt=$out/mnt
+	mkdir -p "$mnt"
+	mount -o loop "$out/disk.img.tmp" "$mnt"
+	run=$(mktemp -d /tmp/dockerinit-fixture.XXXXXX)
+	cleanup_paths+=("$run")
+	start_dockerd "$mnt/docker" "$run" "$out/dockerd.log"
+	load_images "$out/build.log" "$run/deep_image"
+	log "load: $("$DOCKER" images -q | wc -l) images in the store"
+	stop_dockerd
+
+	# No store.list: the bench boots copies of this disk, and a listing of 100 layers, each a
+	# whole root file system, is a quarter of a gigabyte.
+	umount "$mnt"
+	mnt=
+	mv "$out/disk.img.tmp" "$out/disk.img"
+	echo "$key" >"$out/fixture.stamp"
+	log "load: made $out/disk.img in $((SECONDS - start)) s"
+}
+
+usage() { die "usage: $0 OUTDIR DOCKERINIT | list OUTDIR | mkboot OUTDIR IMAGE BOOTDIR MKBOOTIMG [ARGS...] | load OUTDIR BASEDIR"; }
 
 sub=build
 case ${1:-} in
-list | mkboot) sub=$1 && shift ;;
+list | mkboot | load) sub=$1 && shift ;;
 "" | -*) usage ;;
 esac
 [ $# -ge 1 ] || usage
@@ -308,5 +405,10 @@ list) cmd_list "$out" ;;
 mkboot)
 	[ $# -ge 3 ] || usage
 	cmd_mkboot "$out" "$@"
+	;;
+load)
+	[ $# -eq 1 ] || usage
+	[ -d "$1" ] || die "$1: no such fixture directory"
+	cmd_load "$out" "$(cd "$1" && pwd)"
 	;;
 esac

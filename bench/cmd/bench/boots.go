@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -37,13 +38,35 @@ func qemuArgs() []string {
 	return append([]string{"-machine", "q35", "-m", "1024", "-smp", "2", "-nographic", "-no-reboot", "-nic", "none"}, accel...)
 }
 
-// boot boots kernel+initramfs in dir on disk and returns the timeline read from the console,
-// which is kept in logPath.
-func boot(ctx context.Context, dir, disk, logPath string) (bench.Boot, error) {
+// machineBoot is one boot: kernel+initramfs in dir, disk, the kernel command line.
+type machineBoot struct {
+	dir, disk, cmdline string
+	// late > 0 starts QEMU without the disk and hot-plugs it (QMP blockdev-add + device_add of a
+	// virtio-blk-pci on a PCIe root port) this long after QEMU started.
+	late time.Duration
+	// plugged is set to how long after QEMU started the late disk was plugged.
+	plugged *time.Duration
+}
+
+// boot boots m and returns the timeline read from the console, which is kept in logPath.
+func boot(ctx context.Context, m machineBoot, logPath string) (bench.Boot, error) {
 	args := append(qemuArgs(),
-		"-drive", "file="+disk+",if=virtio,format=raw,cache=unsafe",
-		"-kernel", filepath.Join(dir, "vmlinuz"), "-initrd", filepath.Join(dir, "initramfs.img"),
-		"-append", bootCmdline)
+		"-kernel", filepath.Join(m.dir, "vmlinuz"), "-initrd", filepath.Join(m.dir, "initramfs.img"),
+		"-append", m.cmdline)
+	var qmpSock string
+	if m.late > 0 {
+		// A short directory: unix socket paths are limited to 107 bytes.
+		tmp, err := os.MkdirTemp("", "dibench-qmp")
+		if err != nil {
+			return bench.Boot{}, err
+		}
+		defer os.RemoveAll(tmp)
+		qmpSock = filepath.Join(tmp, "qmp.sock")
+		args = append(args, "-qmp", "unix:"+qmpSock+",server=on,wait=off",
+			"-device", "pcie-root-port,id="+hotplugPort+",chassis=1,slot=1")
+	} else {
+		args = append(args, "-drive", "file="+m.disk+",if=virtio,format=raw,cache=unsafe")
+	}
 	cmd := exec.Command("qemu-system-x86_64", args...)
 	con := &console{stuck: make(chan string, 1)}
 	var stderr bytes.Buffer
@@ -52,20 +75,54 @@ func boot(ctx context.Context, dir, disk, logPath string) (bench.Boot, error) {
 	if err := cmd.Start(); err != nil {
 		return bench.Boot{}, fmt.Errorf("start QEMU: %w", err)
 	}
+	started := time.Now()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	var plugged chan plugResult // nil, so never ready, without a late disk
+	plugCtx, stopPlug := context.WithCancel(ctx)
+	defer stopPlug()
+	if m.late > 0 {
+		plugged = make(chan plugResult, 1)
+		go func() {
+			err := plugLate(plugCtx, qmpSock, m.disk, started.Add(m.late))
+			plugged <- plugResult{time.Since(started), err}
+		}()
+	}
+	timeout := time.After(bootTimeout)
 	var waitErr error
-	select {
-	case err := <-exited:
-		if err != nil {
-			waitErr = fmt.Errorf("QEMU failed: %w: %s", err, strings.TrimSpace(stderr.String()))
+wait:
+	for {
+		select {
+		case err := <-exited:
+			if err != nil {
+				waitErr = fmt.Errorf("QEMU failed: %w: %s", err, strings.TrimSpace(stderr.String()))
+			} else if plugged != nil {
+				waitErr = errors.New("the guest powered off before the late disk was plugged")
+			}
+			break wait
+		case r := <-plugged:
+			plugged = nil
+			if r.err != nil {
+				waitErr = fmt.Errorf("hot-plug the disk: %w", r.err)
+				break wait
+			}
+			if m.plugged != nil {
+				*m.plugged = r.at
+			}
+		case sign := <-con.stuck:
+			waitErr = fmt.Errorf("the boot is stuck: the console shows %q", sign)
+			break wait
+		case <-timeout:
+			waitErr = fmt.Errorf("the guest did not power off within %v", bootTimeout)
+			break wait
+		case <-ctx.Done():
+			waitErr = ctx.Err()
+			break wait
 		}
-	case sign := <-con.stuck:
-		waitErr = fmt.Errorf("the boot is stuck: the console shows %q", sign)
-	case <-time.After(bootTimeout):
-		waitErr = fmt.Errorf("the guest did not power off within %v", bootTimeout)
-	case <-ctx.Done():
-		waitErr = ctx.Err()
+	}
+	if plugged != nil { // still plugging: stop it before its socket's directory goes
+		stopPlug()
+		<-plugged
 	}
 	if waitErr != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
@@ -130,8 +187,8 @@ func bootRounds(ctx context.Context, rounds int, gens []*generator, disk, logDir
 			if g.dropped != nil {
 				continue
 			}
-			name := strings.NewReplacer(" ", "-", "(", "", ")", "").Replace(g.Name)
-			b, err := boot(ctx, g.boot, disk, filepath.Join(logDir, fmt.Sprintf("%s-%d.log", name, r+1)))
+			b, err := boot(ctx, machineBoot{dir: g.boot, disk: disk, cmdline: bootCmdline},
+				filepath.Join(logDir, fmt.Sprintf("%s-%d.log", fileName(g.Name), r+1)))
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -149,4 +206,9 @@ func bootRounds(ctx context.Context, rounds int, gens []*generator, disk, logDir
 		}
 	}
 	return nil
+}
+
+// fileName makes a name fit for a log file name: "dockerinit (generic)" -> "dockerinit-generic".
+func fileName(name string) string {
+	return strings.NewReplacer(" ", "-", "(", "", ")", "", "/", "-", ",", "").Replace(name)
 }

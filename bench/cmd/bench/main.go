@@ -1,9 +1,12 @@
 // Command bench is `make bench`: dockerinit against Debian's initramfs-tools and dracut, in one
 // run on one machine, on the Docker image the QEMU tests boot. It measures initramfs size and
-// build time, boot time under QEMU, toplayer.Apply against cp -a, and snapshot cost against
-// image size, then writes bench/results/latest.{md,svg,json} and the README's Performance
-// section. It needs root (loop mounts, chroots) and network access to the Debian mirror (to
-// install the baselines in copies of the image); it installs nothing on the host.
+// build time, boot time under QEMU, toplayer.Apply against cp -a, snapshot cost against image
+// size, and the boot under load (a store of 200 images, an image 100 layers deep, a top layer of
+// 100,000 files, a disk that appears 20 s late), then writes bench/results/latest.{md,svg,json}
+// and the README's Performance section. It needs root (loop mounts, chroots) and network access
+// to the Debian mirror (to install the baselines in copies of the image); it installs nothing on
+// the host. -only load measures the load cases alone, in a few minutes, and keeps the other
+// figures of the last full run.
 package main
 
 import (
@@ -21,14 +24,15 @@ import (
 	"time"
 
 	"github.com/dockerinit/dockerinit/bench"
-	"github.com/dockerinit/dockerinit/btrfs"
-	"github.com/dockerinit/dockerinit/imagestore"
-	"github.com/dockerinit/dockerinit/toplayer"
 )
 
 type options struct {
 	repo, fixture, work, results, readme, image string
 	rounds, snapRounds, treeFiles, treeMB       int
+	only, loadFixture                           string
+	reuseFixture                                bool
+	loadFiles                                   int
+	late                                        time.Duration
 }
 
 func main() {
@@ -43,6 +47,11 @@ func main() {
 	flag.IntVar(&o.snapRounds, "snapshot-rounds", 5, "snapshots of each image size")
 	flag.IntVar(&o.treeFiles, "tree-files", 20000, "files in the top layer tree")
 	flag.IntVar(&o.treeMB, "tree-mb", 500, "MB in the top layer tree (also the small image; the big one is 8 times it)")
+	flag.StringVar(&o.only, "only", "", "\"load\": only the load cases (no baselines, top layer or snapshot figures), kept beside the other figures of the last run in the results")
+	flag.BoolVar(&o.reuseFixture, "reuse-fixture", false, "use the fixture's disk.img as it is, without running fixture.sh on it (a fixture another checkout made, e.g. CI's: only read and copied)")
+	flag.StringVar(&o.loadFixture, "load-fixture", "", "fixture.sh load's directory for the load cases' store (default REPO/out/fixture-load)")
+	flag.IntVar(&o.loadFiles, "load-files", 100000, "files in the load case's top layer")
+	flag.DurationVar(&o.late, "late", 20*time.Second, "how long after QEMU starts the late disk case plugs the disk in")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -68,13 +77,23 @@ func (o *options) resolve() error {
 	def(&o.work, filepath.Join(repo, "out", "bench"))
 	def(&o.results, filepath.Join(repo, "bench", "results"))
 	def(&o.readme, filepath.Join(repo, "README.md"))
-	for _, p := range []*string{&o.fixture, &o.work, &o.results} {
+	def(&o.loadFixture, filepath.Join(repo, "out", "fixture-load"))
+	for _, p := range []*string{&o.fixture, &o.work, &o.results, &o.loadFixture} {
 		if *p, err = filepath.Abs(*p); err != nil {
 			return err
 		}
 	}
 	if o.rounds < 3 || o.snapRounds < 3 {
 		return fmt.Errorf("-rounds %d, -snapshot-rounds %d: medians need at least 3 runs each", o.rounds, o.snapRounds)
+	}
+	if o.only != "" && o.only != "load" {
+		return fmt.Errorf("-only %q: the one part that runs alone is \"load\"", o.only)
+	}
+	if o.loadFiles <= 0 || o.late <= 0 {
+		return fmt.Errorf("-load-files %d, -late %v: want positive values", o.loadFiles, o.late)
+	}
+	if o.loadFixture == o.fixture {
+		return fmt.Errorf("-load-fixture %s is the fixture itself: the load store needs a directory of its own", o.loadFixture)
 	}
 	return nil
 }
@@ -124,17 +143,22 @@ func run(ctx context.Context, o options) error {
 	res := bench.Results{Date: time.Now(), TopLayer: bench.TopLayer{Files: o.treeFiles, Bytes: int64(o.treeMB) * 1e6}}
 	note := func(format string, a ...any) { res.Notes = append(res.Notes, fmt.Sprintf(format, a...)) }
 
-	logf("fixture: qemu-tests/fixture.sh %s (reused while its inputs are unchanged)", o.fixture)
-	fx := exec.CommandContext(ctx, "bash", filepath.Join(o.repo, "qemu-tests", "fixture.sh"), o.fixture, filepath.Join(o.repo, "bin", "dockerinit"))
-	fx.Stdout, fx.Stderr = os.Stderr, os.Stderr
-	if err := fx.Run(); err != nil {
-		return fmt.Errorf("make the fixture disk: %w", err)
+	if o.reuseFixture {
+		logf("fixture: %s/disk.img as it is (-reuse-fixture)", o.fixture)
+	} else {
+		logf("fixture: qemu-tests/fixture.sh %s (reused while its inputs are unchanged)", o.fixture)
+		if err := fixtureSh(ctx, o, o.fixture, filepath.Join(o.repo, "bin", "dockerinit")); err != nil {
+			return fmt.Errorf("make the fixture disk: %w", err)
+		}
 	}
 	disk := filepath.Join(o.work, "disk.img")
 	if err := copyDisk(ctx, o.fixture, disk); err != nil {
 		return err
 	}
 	u.push(func() error { return os.Remove(disk) })
+	if o.only == "load" {
+		return loadOnly(ctx, u, o, disk)
+	}
 
 	logf("rw layer: snapshot of %s with the top layer applied, made on the host for the baselines", o.image)
 	mnt := filepath.Join(o.work, "disk")
@@ -201,6 +225,10 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 
+	if res.Load, err = runLoad(ctx, u, o, gens[0].boot, disk); err != nil {
+		return err
+	}
+
 	logf("top layer: writing %d files, %d MB on a scratch btrfs and ext4", o.treeFiles, o.treeMB)
 	s, err := newScratch(ctx, u, o.work)
 	if err != nil {
@@ -221,6 +249,73 @@ func run(ctx context.Context, o options) error {
 	return write(o, res)
 }
 
+// fixtureSh runs qemu-tests/fixture.sh with args, its log on stderr.
+func fixtureSh(ctx context.Context, o options, args ...string) error {
+	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(o.repo, "qemu-tests", "fixture.sh")}, args...)...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return cmd.Run()
+}
+
+// loadOnly is -only load: the dockerinit initramfs built once, the load cases, and the results
+// of the last run with their load cases replaced.
+func loadOnly(ctx context.Context, u *undo, o options, disk string) error {
+	mnt := filepath.Join(o.work, "disk")
+	unmountDisk, err := u.mount(ctx, mnt, "-o", "loop", disk)
+	if err != nil {
+		return fmt.Errorf("mount the copy of the fixture disk: %w", err)
+	}
+	_, kver, err := prepareRWLayer(mnt, o.image)
+	if err != nil {
+		return err
+	}
+	g := ours(o, filepath.Join(mnt, "docker"), "generic")
+	logf("load: %s", g.Build)
+	if err := runLogged(ctx, g.log, g.cmd()); err != nil {
+		return err
+	}
+	if err := unmountDisk(); err != nil {
+		return err
+	}
+	load, err := runLoad(ctx, u, o, g.boot, disk)
+	if err != nil {
+		return err
+	}
+	prev, err := readResults(filepath.Join(o.results, "latest.json"))
+	if err != nil {
+		return err
+	}
+	if prev == nil {
+		logf("no earlier results in %s: writing the load cases alone", o.results)
+		prev = &bench.Results{Date: load.Date, Machine: describeMachine(ctx, o, kver, nil)}
+	}
+	return write(o, bench.WithLoad(*prev, load))
+}
+
+// readResults reads an earlier run's latest.json; nil when there is none.
+func readResults(path string) (*bench.Results, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var res bench.Results
+	if err := json.Unmarshal(data, &res); err != nil {
+		return nil, fmt.Errorf("%s: %w; -only load keeps the other figures of the last run and cannot read them: move it away to write the load cases alone", path, err)
+	}
+	return &res, nil
+}
+
+// gitDescribe names the checkout measured.
+func gitDescribe(ctx context.Context, repo string) string {
+	out, err := output(ctx, "git", "-C", repo, "describe", "--always", "--dirty")
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	return strings.TrimSpace(out)
+}
+
 // copyDisk copies the fixture's disk (sparse) while holding its lock, so no boot writes to it
 // meanwhile; the bench then writes only to its copy.
 func copyDisk(ctx context.Context, fixture, disk string) error {
@@ -239,25 +334,7 @@ func copyDisk(ctx context.Context, fixture, disk string) error {
 // itself: the image's top layer snapshotted to docker_rwlayer with the top layer folder applied.
 // It returns the image's layer and its kernel version.
 func prepareRWLayer(mnt, image string) (layer, kver string, err error) {
-	store, err := imagestore.Open(os.DirFS(filepath.Join(mnt, "docker")))
-	if err != nil {
-		return "", "", err
-	}
-	img, err := store.Resolve(image)
-	if err != nil {
-		return "", "", err
-	}
-	layer = filepath.Join(mnt, "docker", filepath.FromSlash(img.Layer))
-	rw := filepath.Join(mnt, "docker_rwlayer")
-	if _, err := os.Lstat(rw); err == nil {
-		if err := btrfs.Delete(rw); err != nil {
-			return "", "", err
-		}
-	}
-	if err := btrfs.Snapshot(layer, rw); err != nil {
-		return "", "", err
-	}
-	if _, err := toplayer.Apply(filepath.Join(mnt, "boot_docker"), rw); err != nil {
+	if layer, _, err = hostRWLayer(mnt, image, "docker_rwlayer", fixtureTop); err != nil {
 		return "", "", err
 	}
 	kernels, err := os.ReadDir(filepath.Join(layer, "lib", "modules"))

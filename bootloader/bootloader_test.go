@@ -382,12 +382,12 @@ func TestInstall(t *testing.T) {
 				t.Fatal("rEFInd needs a refind.conf")
 			}
 			target := tc.setup(esp)
-			path, changed, err := Install(target, tc.entry)
+			got, err := Install(target, tc.entry)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if path != file || !changed {
-				t.Fatalf("Install = %s, %v; want %s written", path, changed, file)
+			if len(got) != 1 || got[0].Path != file || !got[0].Changed {
+				t.Fatalf("Install = %+v; want %s written", got, file)
 			}
 			text, err := os.ReadFile(file)
 			if err != nil {
@@ -406,8 +406,8 @@ func TestInstall(t *testing.T) {
 			}
 			before, _ := os.Stat(file)
 			time.Sleep(10 * time.Millisecond)
-			if _, changed, err := Install(target, tc.entry); err != nil || changed {
-				t.Errorf("a second install: changed=%v, %v; want nothing changed", changed, err)
+			if got, err := Install(target, tc.entry); err != nil || len(got) != 1 || got[0].Changed {
+				t.Errorf("a second install: %+v, %v; want nothing changed", got, err)
 			}
 			after, _ := os.Stat(file)
 			if !after.ModTime().Equal(before.ModTime()) || !os.SameFile(before, after) {
@@ -418,6 +418,64 @@ func TestInstall(t *testing.T) {
 			}
 			left, _ := filepath.Glob(filepath.Join(filepath.Dir(file), ".*"))
 			if len(left) > 0 {
+				t.Errorf("temporary files left: %q", left)
+			}
+		})
+	}
+}
+
+// TestInstallSeveral: entries sharing a file go into it together, each reported changed or not by
+// itself; systemd-boot's get a file each. (That a file is replaced once for all its entries, so a
+// crash leaves them all old or all new, is TestKilledRunsLeaveWholeFiles' in cmd/mkbootimg.)
+func TestInstallSeveral(t *testing.T) {
+	e := entries(t)
+	latest, old := e[2], e[2]
+	old.ID, old.Title, old.Cmdline = "dockerinit-b-old", "dockerinit b:old", "root=LABEL=linux docker_image=b:old"
+	for _, tc := range []struct {
+		name  string
+		kind  Kind
+		files []string // relative to the ESP, one per entry
+	}{
+		{"GRUB", GRUB, []string{"custom.cfg", "custom.cfg"}},
+		{"rEFInd", Refind, []string{"EFI/refind/refind.conf", "EFI/refind/refind.conf"}},
+		{"systemd-boot", SystemdBoot, []string{"loader/entries/" + latest.ID + ".conf", "loader/entries/" + old.ID + ".conf"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			esp := t.TempDir()
+			for _, d := range []string{"EFI/refind", "loader/entries"} {
+				if err := os.MkdirAll(filepath.Join(esp, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(filepath.Join(esp, "EFI", "refind", "refind.conf"), []byte("timeout 20\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			target := Target{Kind: tc.kind, ESP: esp, Config: filepath.Join(esp, "custom.cfg")}
+			if tc.kind == Refind {
+				target.Config = ""
+			}
+			for _, step := range []struct {
+				old     Entry
+				changed []bool
+			}{
+				{old, []bool{true, true}},   // both new
+				{old, []bool{false, false}}, // again: nothing changes
+				{func() Entry { o := old; o.Cmdline += " quiet"; return o }(), []bool{false, true}},
+			} {
+				got, err := Install(target, latest, step.old)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != 2 {
+					t.Fatalf("Install = %+v, want the two entries", got)
+				}
+				for i, in := range got {
+					if want := filepath.Join(esp, filepath.FromSlash(tc.files[i])); in.Path != want || in.Changed != step.changed[i] {
+						t.Errorf("entry %d: %s changed %v, want %s changed %v", i, in.Path, in.Changed, want, step.changed[i])
+					}
+				}
+			}
+			if left, _ := filepath.Glob(filepath.Join(filepath.Dir(filepath.Join(esp, tc.files[0])), ".*")); len(left) > 0 {
 				t.Errorf("temporary files left: %q", left)
 			}
 		})
@@ -454,7 +512,7 @@ func TestInstallRefusesMissingBootManager(t *testing.T) {
 		{"systemd-boot entry on btrfs", Target{Kind: SystemdBoot, ESP: esp}, e[0], "bootctl install"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, _, err := Install(tc.t, tc.e); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, err := Install(tc.t, tc.e); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Install = %v, want an error containing %q", err, tc.want)
 			}
 		})
@@ -462,7 +520,7 @@ func TestInstallRefusesMissingBootManager(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(esp, "loader"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := Install(Target{Kind: SystemdBoot, ESP: esp}, e[0]); err == nil || !strings.Contains(err.Error(), "only from the ESP") {
+	if _, err := Install(Target{Kind: SystemdBoot, ESP: esp}, e[0]); err == nil || !strings.Contains(err.Error(), "only from the ESP") {
 		t.Errorf("systemd-boot entry for a kernel on btrfs: %v", err)
 	}
 	if m, _ := filepath.Glob(filepath.Join(esp, "loader", "entries", "*")); len(m) > 0 {

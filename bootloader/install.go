@@ -1,13 +1,14 @@
 package bootloader
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/dockerinit/dockerinit/internal/atomicfile"
 )
 
 // Target is the configuration of a boot manager that Install writes entries into.
@@ -61,48 +62,93 @@ func (t Target) Path(e Entry) (string, error) {
 	return "", fmt.Errorf("unknown boot manager %q: want one of %s", t.Kind, kindList())
 }
 
-// Install writes e into the boot manager's configuration and returns the file and whether it
-// changed. Everything else in that file stays as it was: a rEFInd or GRUB entry is one marked
-// block (replaced in place on the next install of the same image, else appended), a
-// refind_linux.conf entry is the line with its title, and a systemd-boot entry is a file of its
-// own. The file is replaced atomically, and not written at all when nothing changes.
-func Install(t Target, e Entry) (path string, changed bool, err error) {
-	if path, err = t.Path(e); err != nil {
-		return "", false, err
+// Installed is an entry Install wrote: the file it is in, and whether that changed the file.
+type Installed struct {
+	Entry   Entry
+	Path    string
+	Changed bool
+}
+
+// Install writes entries into the boot manager's configuration. Everything else in each file
+// stays as it was: a rEFInd or GRUB entry is one marked block (replaced in place on the next
+// install of the same image, else appended), a refind_linux.conf entry is the line with its
+// title, and a systemd-boot entry is a file of its own. Each file is replaced atomically, once for
+// all the entries it holds, so that a crash leaves all of them old or all new; a file is not
+// written at all when nothing in it changes. Either way the temporary files a crashed install
+// left beside it are removed.
+func Install(t Target, entries ...Entry) ([]Installed, error) {
+	var (
+		paths  []string // in the order of the entries
+		byPath = map[string][]Entry{}
+	)
+	for _, e := range entries {
+		p, err := t.Path(e)
+		if err != nil {
+			return nil, err
+		}
+		if byPath[p] == nil {
+			paths = append(paths, p)
+		}
+		byPath[p] = append(byPath[p], e)
 	}
-	text, err := Render(t.Kind, e)
-	if err != nil {
-		return path, false, err
+	var done []Installed
+	for _, p := range paths {
+		in, err := installFile(t, p, byPath[p])
+		if err != nil {
+			return done, err
+		}
+		done = append(done, in...)
 	}
+	return done, nil
+}
+
+// installFile sets entries in the file path, in one replacement.
+func installFile(t Target, path string, entries []Entry) ([]Installed, error) {
 	old, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		old, err = nil, nil
+		old = nil
 	case err != nil:
-		return path, false, err
+		return nil, err
 	}
 	if t.Kind == Refind && old == nil {
-		return path, false, fmt.Errorf("%s does not exist: install rEFInd first, or name its refind.conf", path)
+		return nil, fmt.Errorf("%s does not exist: install rEFInd first, or name its refind.conf", path)
 	}
-	var updated string
-	switch t.Kind {
-	case Refind, GRUB:
-		updated, err = SetBlock(string(old), e.ID, text)
-	case RefindLinux:
-		updated, err = setRefindLinuxLine(string(old), e.Title, text)
-	case SystemdBoot:
-		updated = text
+	conf := string(old)
+	var done []Installed
+	for _, e := range entries {
+		text, err := Render(t.Kind, e)
+		if err != nil {
+			return nil, err
+		}
+		updated := text // systemd-boot: the whole file
+		switch t.Kind {
+		case Refind, GRUB:
+			updated, err = SetBlock(conf, e.ID, text)
+		case RefindLinux:
+			updated, err = setRefindLinuxLine(conf, e.Title, text)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		done = append(done, Installed{Entry: e, Path: path, Changed: updated != conf})
+		conf = updated
 	}
-	if err != nil {
-		return path, false, fmt.Errorf("%s: %w", path, err)
-	}
-	if old != nil && bytes.Equal(old, []byte(updated)) {
-		return path, false, nil
+	if old != nil && conf == string(old) {
+		atomicfile.RemoveStale(path)
+		return done, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return path, false, err
+		return nil, err
 	}
-	return path, true, WriteFileAtomic(path, []byte(updated))
+	mode := fs.FileMode(0o644)
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm() // the user's file keeps its mode
+	}
+	if err := atomicfile.WriteSet(filepath.Dir(path), atomicfile.File{Name: filepath.Base(path), Data: []byte(conf), Mode: mode}); err != nil {
+		return nil, err
+	}
+	return done, nil
 }
 
 // setRefindLinuxLine replaces the line of refind_linux.conf titled title, or appends line.
@@ -119,40 +165,4 @@ func setRefindLinuxLine(conf, title, line string) (string, error) {
 		conf += "\n"
 	}
 	return conf + line, nil
-}
-
-// WriteFileAtomic replaces path with data so that a reader sees the old file or the new one,
-// never a part: a temporary file beside it, synced, then renamed over it. An existing file's
-// mode is kept.
-func WriteFileAtomic(path string, data []byte) error {
-	mode := fs.FileMode(0o644)
-	if fi, err := os.Stat(path); err == nil {
-		mode = fi.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(mode)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("replace %s: %w", path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync() // the rename is durable once the directory is; FAT may not support it
-		d.Close()
-	}
-	return nil
 }

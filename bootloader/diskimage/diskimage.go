@@ -24,6 +24,7 @@ import (
 
 	"github.com/dockerinit/dockerinit/blockdev"
 	"github.com/dockerinit/dockerinit/bootloader"
+	"github.com/dockerinit/dockerinit/internal/atomicfile"
 )
 
 const (
@@ -94,8 +95,9 @@ func ProbeBtrfs(image string) (bootloader.Volume, error) {
 	return bootloader.Volume{FSType: fstype, Label: label, UUID: uuid}, nil
 }
 
-// Build writes the disk image. A file is written beside Out and renamed over it at the end, so
-// an interrupted build leaves no half disk; a block device is written in place.
+// Build writes the disk image. A file is written beside Out, synced and renamed over it at the
+// end, so that an interrupted build leaves no half disk at Out, and the next build removes what it
+// left beside it; a block device is written in place.
 func Build(o Options) (*Result, error) {
 	if err := o.Check(); err != nil {
 		return nil, err
@@ -132,50 +134,48 @@ func Build(o Options) (*Result, error) {
 	l.dataStart, l.dataLen = l.espStart+l.espSize, roundUp(dataSize, mib)
 	res.Size = l.dataStart + l.dataLen + mib // the last MiB holds the backup GPT
 
-	var f *os.File
+	var (
+		f   *os.File
+		tmp *atomicfile.Temp // for a file: written in full before it takes Out's name
+	)
 	if dev {
 		if f, err = os.OpenFile(o.Out, os.O_RDWR|os.O_EXCL, 0); err != nil {
 			return nil, err
 		}
+		defer f.Close()
 		devSize, err := f.Seek(0, io.SeekEnd)
 		if err != nil {
-			f.Close()
 			return nil, err
 		}
 		if devSize < res.Size {
-			f.Close()
 			return nil, fmt.Errorf("%s holds %d MiB, the disk needs %d MiB", o.Out, devSize/mib, res.Size/mib)
 		}
 		res.Size = devSize
 	} else {
-		if f, err = os.CreateTemp(filepath.Dir(o.Out), "."+filepath.Base(o.Out)+".*"); err != nil {
+		if tmp, err = atomicfile.Create(o.Out); err != nil {
 			return nil, err
 		}
-		defer os.Remove(f.Name())
-		// CreateTemp makes 0600; a disk image is no secret.
+		defer tmp.Discard()
+		f = tmp.File
+		// Create makes 0600; a disk image is no secret.
 		if err := f.Chmod(0o644); err != nil {
-			f.Close()
 			return nil, err
 		}
 		if err := f.Truncate(res.Size); err != nil {
-			f.Close()
 			return nil, err
 		}
 	}
-	err = o.write(f, res, efi, data, l, !dev)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := o.write(f, res, efi, data, l, !dev); err != nil {
 		return nil, fmt.Errorf("write %s: %w", o.Out, err)
 	}
-	if !dev {
-		if err := os.Rename(f.Name(), o.Out); err != nil {
-			return nil, err
+	if dev {
+		if err := f.Sync(); err != nil {
+			return nil, fmt.Errorf("write %s: %w", o.Out, err)
 		}
+		return res, nil
+	}
+	if err := tmp.Commit(); err != nil {
+		return nil, err
 	}
 	return res, nil
 }
@@ -241,7 +241,7 @@ func (o Options) efiBinary() ([]byte, error) {
 }
 
 // dataImage returns the btrfs image to copy into the data partition: BtrfsImage, or a new one
-// made by mkfs.btrfs in a sparse temporary file, which cleanup removes.
+// made by mkfs.btrfs in a sparse scratch file, which cleanup removes.
 func (o Options) dataImage() (path string, cleanup func(), err error) {
 	if o.BtrfsImage != "" {
 		return o.BtrfsImage, func() {}, nil
@@ -249,19 +249,17 @@ func (o Options) dataImage() (path string, cleanup func(), err error) {
 	if _, err := exec.LookPath("mkfs.btrfs"); err != nil {
 		return "", nil, errors.New("a new btrfs needs mkfs.btrfs: apt-get install btrfs-progs, or pass --btrfs-image FILE")
 	}
-	dir := filepath.Dir(o.Out)
+	// The scratch file is a temporary file of OUT.btrfs, a name never committed, so that the next
+	// build removes it if this one crashes. A block device's goes to $TMPDIR.
+	scratch := o.Out + ".btrfs"
 	if dev, _ := isBlockDevice(o.Out); dev {
-		dir = ""
+		scratch = filepath.Join(os.TempDir(), "mkbootimg.btrfs")
 	}
-	tmp, err := os.CreateTemp(dir, ".mkbootimg-btrfs-*")
+	tmp, err := atomicfile.Create(scratch)
 	if err != nil {
-		return "", nil, err
+		return "", nil, fmt.Errorf("the scratch file for a new btrfs: %w", err)
 	}
-	cleanup = func() { os.Remove(tmp.Name()) }
 	err = tmp.Truncate(roundUp(o.BtrfsSize, mib))
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
 	if err == nil {
 		label := o.Label
 		if label == "" {
@@ -272,10 +270,10 @@ func (o Options) dataImage() (path string, cleanup func(), err error) {
 		}
 	}
 	if err != nil {
-		cleanup()
+		tmp.Discard()
 		return "", nil, err
 	}
-	return tmp.Name(), cleanup, nil
+	return tmp.Name(), tmp.Discard, nil
 }
 
 // layout is where the partitions are, in bytes: both start on a MiB boundary.

@@ -101,15 +101,15 @@ func runInstall(args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, e := range entries {
-		path, changed, err := bootloader.Install(t, e)
-		if err != nil {
-			return err
-		}
-		if changed {
-			fmt.Printf("wrote entry %q to %s\n", e.Title, path)
+	installed, err := bootloader.Install(t, entries...)
+	if err != nil {
+		return err
+	}
+	for _, in := range installed {
+		if in.Changed {
+			fmt.Printf("wrote entry %q to %s\n", in.Entry.Title, in.Path)
 		} else {
-			fmt.Printf("entry %q in %s is up to date\n", e.Title, path)
+			fmt.Printf("entry %q in %s is up to date\n", in.Entry.Title, in.Path)
 		}
 	}
 	return nil

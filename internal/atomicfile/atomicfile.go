@@ -1,0 +1,236 @@
+// Package atomicfile replaces files so that whoever reads them, a boot manager after a crash
+// included, finds the old bytes or the new ones, never a part: a new file is written under a
+// temporary name beside its final one, synced, renamed over it, and the directory synced (a
+// rename lives in the directory, not in the file).
+//
+// A crash leaves the temporary file behind, and on an ESP of a few hundred MiB each one is a
+// kernel's or an initramfs' worth of space. So every temporary file holds an exclusive flock(2)
+// while it is written, which the kernel drops when its process dies, and the next write of the
+// same name removes the temporary files nobody holds: those of crashed runs, never those of a run
+// still writing.
+package atomicfile
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// tempMark sits in a temporary file's name between the final name and a random part
+// (".vmlinuz.mkbootimg-12345"), so that only files made here are ever taken for leftovers. The
+// leading dot keeps boot managers' scans off them.
+const tempMark = ".mkbootimg-"
+
+// File is one file of a set that WriteSet writes.
+type File struct {
+	Name string // in the directory
+	Data []byte
+	Mode fs.FileMode // permissions, whatever the umask
+}
+
+// Temp is a new file written under a temporary name beside the file it is to replace, and
+// locked until it is renamed or discarded.
+type Temp struct {
+	*os.File
+	path    string // the name it replaces
+	renamed bool
+}
+
+// Create removes the temporary files that crashed runs left for path, and starts a new one
+// beside it, mode 0600 until changed.
+func Create(path string) (*Temp, error) {
+	RemoveStale(path)
+	dir, base := filepath.Dir(path), filepath.Base(path)
+	// Between the create and the lock, another run's RemoveStale may take the new file for a
+	// leftover and remove it: then start again.
+	for range 3 {
+		f, err := os.CreateTemp(dir, "."+base+tempMark+"*")
+		if err != nil {
+			return nil, fmt.Errorf("write %s: %w", path, err)
+		}
+		// A file system without flock gets no lock: RemoveStale then leaves its files alone.
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX) != nil || stillNamed(f) {
+			return &Temp{File: f, path: path}, nil
+		}
+		f.Close()
+	}
+	return nil, fmt.Errorf("write %s: another process keeps removing the temporary files in %s", path, dir)
+}
+
+func stillNamed(f *os.File) bool {
+	held, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	named, err := os.Lstat(f.Name())
+	return err == nil && os.SameFile(held, named)
+}
+
+// RemoveStale removes the temporary files for path that no process holds locked: those crashed
+// runs left. It is best effort: a leftover it cannot remove wastes space but is read by no one.
+func RemoveStale(path string) {
+	dir, base := filepath.Dir(path), filepath.Base(path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return // a missing directory holds nothing; other errors surface when writing
+	}
+	prefix := "." + base + tempMark
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), prefix) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			os.Remove(p)
+		}
+		f.Close()
+	}
+}
+
+// Commit syncs t, renames it over its final name, syncs the directory and closes t.
+func (t *Temp) Commit() error {
+	if err := t.Sync(); err != nil {
+		return fmt.Errorf("write %s (as %s): %w", t.path, t.Name(), err)
+	}
+	if err := t.rename(); err != nil {
+		return err
+	}
+	if err := t.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", t.path, err)
+	}
+	return syncDir(filepath.Dir(t.path))
+}
+
+func (t *Temp) rename() error {
+	if err := os.Rename(t.Name(), t.path); err != nil {
+		return fmt.Errorf("replace %s: %w", t.path, err)
+	}
+	t.renamed = true
+	return nil
+}
+
+// Discard removes t unless it was renamed, and closes it. It may follow Commit, for a defer.
+func (t *Temp) Discard() {
+	if !t.renamed {
+		os.Remove(t.Name())
+	}
+	t.Close()
+}
+
+// WriteSet replaces each file in dir, as one set as far as separate names allow:
+//   - a file whose bytes are already there is not replaced (its mode is fixed in place);
+//   - every new file is written to a temporary name in dir and synced, and dir synced, before
+//     the first rename; the renames run back to back, and dir is synced after them.
+//
+// A crash between two renames leaves some files new and the others old; each file is whole.
+// On an error no temporary file is left behind, and the error says which files were replaced.
+func WriteSet(dir string, files ...File) error {
+	var pending, replaced []*Temp
+	defer func() {
+		for _, t := range append(pending, replaced...) {
+			t.Discard()
+		}
+	}()
+	for _, f := range files {
+		same, err := keepIfSame(filepath.Join(dir, f.Name), f)
+		if err != nil {
+			return err
+		}
+		if same {
+			RemoveStale(filepath.Join(dir, f.Name)) // Create does it for the others
+			continue
+		}
+		t, err := Create(filepath.Join(dir, f.Name))
+		if err != nil {
+			return err
+		}
+		pending = append(pending, t)
+		_, err = t.Write(f.Data)
+		if err == nil {
+			err = t.Chmod(f.Mode)
+		}
+		if err == nil {
+			err = t.Sync()
+		}
+		if err != nil {
+			return fmt.Errorf("write %s (as %s): %w", t.path, t.Name(), err)
+		}
+	}
+	if len(pending) > 0 {
+		if err := syncDir(dir); err != nil {
+			return err
+		}
+	}
+	for len(pending) > 0 {
+		t := pending[0]
+		if err := t.rename(); err != nil {
+			if len(replaced) > 0 {
+				var names []string
+				for _, r := range replaced {
+					names = append(names, filepath.Base(r.path))
+				}
+				return fmt.Errorf("%w; %s already replaced, so the files do not match: fix the cause and run mkbootimg again",
+					err, strings.Join(names, ", "))
+			}
+			return fmt.Errorf("%w (nothing was replaced)", err)
+		}
+		pending, replaced = pending[1:], append(replaced, t)
+	}
+	return syncDir(dir)
+}
+
+// keepIfSame reports whether path already holds f's bytes, as a regular file (not a symlink to
+// one). Then it gives the file f's mode, if it has another, and syncs it, so that on return it is
+// as durable as a new file would be.
+func keepIfSame(path string, f File) (bool, error) {
+	old, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return false, nil // missing, a symlink, unreadable: replace it
+	}
+	defer old.Close()
+	fi, err := old.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != int64(len(f.Data)) {
+		return false, nil
+	}
+	data, err := io.ReadAll(old)
+	if err != nil || !bytes.Equal(data, f.Data) {
+		return false, nil
+	}
+	if fi.Mode().Perm() != f.Mode {
+		// On FAT, which has no such modes, this changes nothing and does not fail.
+		if err := old.Chmod(f.Mode); err != nil {
+			return false, fmt.Errorf("%s holds the same bytes but mode %v: make it %v: %w", path, fi.Mode().Perm(), f.Mode, err)
+		}
+	}
+	if err := old.Sync(); err != nil {
+		return false, fmt.Errorf("sync %s: %w", path, err)
+	}
+	return true, nil
+}
+
+// syncDir makes the names in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("the names in %s may not survive a crash: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,108 @@
+package atomicfile
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestLeftovers: writing a name removes the temporary files that crashed runs left for it, whether
+// the file changes or is kept, and nothing else: not the temporary file of a run still writing
+// (it holds its lock), not those of other names, not the user's dot files.
+func TestLeftovers(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		before map[string]string
+		live   bool // a run is writing vmlinuz meanwhile
+		write  File
+		want   []string // the names in the directory after, but a live run's
+	}{
+		{"the file changes", map[string]string{"vmlinuz": "old", ".vmlinuz.mkbootimg-1": "part", ".vmlinuz.mkbootimg-2": ""}, false,
+			File{"vmlinuz", []byte("new"), 0o644}, []string{"vmlinuz"}},
+		{"the file is kept", map[string]string{"vmlinuz": "new", ".vmlinuz.mkbootimg-1": "part"}, false,
+			File{"vmlinuz", []byte("new"), 0o644}, []string{"vmlinuz"}},
+		{"a live run's temporary file stays", map[string]string{"vmlinuz": "old", ".vmlinuz.mkbootimg-1": "part"}, true,
+			File{"vmlinuz", []byte("new"), 0o644}, []string{"vmlinuz"}},
+		{"other files stay", map[string]string{".initramfs.img.mkbootimg-1": "part", ".vmlinuz.bak": "user's", ".vmlinuz.12345": "older mkbootimg's"}, false,
+			File{"vmlinuz", []byte("new"), 0o644}, []string{".initramfs.img.mkbootimg-1", ".vmlinuz.12345", ".vmlinuz.bak", "vmlinuz"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, data := range tc.before {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var live *Temp
+			if tc.live {
+				var err error
+				if live, err = Create(filepath.Join(dir, "vmlinuz")); err != nil {
+					t.Fatal(err)
+				}
+				defer live.Discard()
+			}
+			if err := WriteSet(dir, tc.write); err != nil {
+				t.Fatal(err)
+			}
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range entries {
+				if live == nil || e.Name() != filepath.Base(live.Name()) {
+					got = append(got, e.Name())
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("left in the directory: %q, want %q", got, tc.want)
+			}
+			if live != nil {
+				if _, err := os.Stat(live.Name()); err != nil {
+					t.Errorf("the live run's temporary file was removed: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// TestTemp: a committed Temp replaces its file, with no temporary file left; a discarded one
+// leaves the file as it was.
+func TestTemp(t *testing.T) {
+	for _, commit := range []bool{true, false} {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "disk.img")
+		if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tmp, err := Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(filepath.Base(tmp.Name()), ".disk.img"+tempMark) || filepath.Dir(tmp.Name()) != dir {
+			t.Errorf("temporary file %s: want .disk.img%s* beside disk.img", tmp.Name(), tempMark)
+		}
+		if _, err := tmp.WriteString("new"); err != nil {
+			t.Fatal(err)
+		}
+		want := "old"
+		if commit {
+			if err := tmp.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			want = "new"
+		}
+		tmp.Discard()
+		if b, err := os.ReadFile(p); err != nil || string(b) != want {
+			t.Errorf("commit %v: disk.img holds %q, %v; want %q", commit, b, err, want)
+		}
+		if m, _ := filepath.Glob(filepath.Join(dir, "*")); len(m) != 1 {
+			t.Errorf("commit %v: files %q, want disk.img alone", commit, m)
+		}
+		if m, _ := filepath.Glob(filepath.Join(dir, ".*")); len(m) != 0 {
+			t.Errorf("commit %v: temporary files left: %q", commit, m)
+		}
+	}
+}

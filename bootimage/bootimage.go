@@ -16,6 +16,7 @@ import (
 	"github.com/dockerinit/dockerinit/imageroot"
 	"github.com/dockerinit/dockerinit/imagestore"
 	"github.com/dockerinit/dockerinit/initramfs"
+	"github.com/dockerinit/dockerinit/internal/atomicfile"
 	"github.com/dockerinit/dockerinit/kmod/modtree"
 )
 
@@ -122,7 +123,7 @@ func Build(o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read kernel %s of the image: %w", k.Version, err)
 	}
-	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+	if err := atomicfile.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, err
 	}
 	res.VMLinuz, res.Initramfs = filepath.Join(o.Out, "vmlinuz"), filepath.Join(o.Out, "initramfs.img")

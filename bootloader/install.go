@@ -138,7 +138,7 @@ func installFile(t Target, path string, entries []Entry) ([]Installed, error) {
 		atomicfile.RemoveStale(path)
 		return done, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := atomicfile.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
 	mode := fs.FileMode(0o644)

@@ -234,3 +234,25 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// MkdirAll makes dir and its missing parents, like os.MkdirAll, and syncs the directory that
+// holds each one it made: a file committed into a new directory survives a power cut only if the
+// directory's own name does (a first install's entry must not outlive its kernel's folder).
+func MkdirAll(dir string, perm fs.FileMode) error {
+	dir = filepath.Clean(dir)
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s exists and is not a directory", dir)
+		}
+		return nil
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := MkdirAll(parent, perm); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, perm); err != nil && !os.IsExist(err) {
+		return err
+	}
+	return syncDir(filepath.Dir(dir))
+}

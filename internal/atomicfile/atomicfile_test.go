@@ -106,3 +106,27 @@ func TestTemp(t *testing.T) {
 		}
 	}
 }
+
+func TestMkdirAll(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "a", "b", "c")
+	if err := MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		t.Fatalf("%s: %v, %v", dir, fi, err)
+	}
+	if err := MkdirAll(dir, 0o755); err != nil {
+		t.Errorf("again: %v", err)
+	}
+	file := filepath.Join(base, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := MkdirAll(filepath.Join(file, "x"), 0o755); err == nil {
+		t.Error("a directory below a file was made")
+	}
+	if err := MkdirAll(file, 0o755); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("MkdirAll of a file = %v, want it refused", err)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/dockerinit/dockerinit/bootparam"
 	"github.com/dockerinit/dockerinit/btrfs"
 	"github.com/dockerinit/dockerinit/imagestore"
+	"github.com/dockerinit/dockerinit/internal/safego"
 	"github.com/dockerinit/dockerinit/kmod"
 	"github.com/dockerinit/dockerinit/switchroot"
 	"github.com/dockerinit/dockerinit/toplayer"
@@ -210,19 +211,10 @@ func (s *Sequence) Run() (*Report, error) {
 	return &s.report, nil
 }
 
-// recovered turns a panic r of a goroutine into an error like err: PID 1 dies with any of its
-// goroutines, so each one started here ends through this and reports what happened instead.
-func recovered(r any, err error) error {
-	if r != nil {
-		return fmt.Errorf("internal error (please report it): %v", r)
-	}
-	return err
-}
-
 // runStep runs st; a bug that panics becomes a failure like any other, so the console still gets
 // the explanation and the rescue prompt, and the step's mounts are undone.
 func runStep(st step) (err error) {
-	defer func() { err = recovered(recover(), err) }()
+	defer safego.Recover("running step "+st.name, &err)
 	return st.run()
 }
 
@@ -342,13 +334,15 @@ func (s *Sequence) startModules() error {
 	l.LoadForced()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopWatch, s.watchErr = cancel, make(chan error, 1)
-	go func() {
-		var err error
-		defer func() { s.watchErr <- recovered(recover(), err) }()
-		err = l.Watch(ctx)
-	}()
+	go func() { s.watchErr <- watch(ctx, l) }()
 	l.Coldplug("/sys/devices")
 	return nil
+}
+
+// watch loads modules for new devices until ctx ends.
+func watch(ctx context.Context, l *kmod.Loader) (err error) {
+	defer safego.Recover("loading modules for new devices", &err)
+	return l.Watch(ctx)
 }
 
 func (s *Sequence) waitForcedModules() error {
@@ -432,14 +426,17 @@ func (s *Sequence) startLinks() error {
 	s.finishLinks() // a retry's earlier run
 	done := make(chan scanned, 1)
 	s.links = done
-	go func() {
-		var r scanned
-		defer func() { r.err = recovered(recover(), r.err); done <- r }()
-		if r.devs, r.err = blockdev.Scan("/sys/class/block", "/dev"); r.err == nil {
-			r.err = blockdev.Links("/dev", r.devs)
-		}
-	}()
+	go func() { done <- scanLinks() }()
 	return nil
+}
+
+// scanLinks scans the block devices and makes their links.
+func scanLinks() (r scanned) {
+	defer safego.Recover("making the /dev/disk links", &r.err)
+	if r.devs, r.err = blockdev.Scan("/sys/class/block", "/dev"); r.err == nil {
+		r.err = blockdev.Links("/dev", r.devs)
+	}
+	return r
 }
 
 // scanned is what the links step found: every block device, and what went wrong making links.

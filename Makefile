@@ -46,12 +46,19 @@ fuzz:
 	done
 
 # --- QEMU test rig (qemu-tests/) ---
-.PHONY: qemu-fixture demo
+.PHONY: deps qemu-fixture demo
 
-# Every test, the QEMU boots included: they need root and the packages .ci/run installs,
-# and skip naming what is missing (CI=true makes that a failure; DOCKERINIT_QEMU=0 skips
-# them). GOTESTFLAGS=-v shows the per-boot timings.
-test:
+# The Debian packages of internal/hostdeps/packages that this machine lacks, installed with
+# apt-get and named first (make demo and make test run it before anything else). Needs root;
+# DOCKERINIT_NO_INSTALL=1 installs nothing: a missing package then fails, naming the apt-get
+# line to run (as it does for anyone but root, with sudo).
+deps:
+	bash qemu-tests/deps.sh
+
+# Every test, the QEMU boots included (they need root), after deps. A test that still lacks
+# something skips naming it (CI=true makes that a failure; DOCKERINIT_QEMU=0 skips the boots on
+# purpose). GOTESTFLAGS=-v shows the per-boot timings.
+test: deps
 	$(GO) test $(GOTESTFLAGS) -timeout 60m ./...
 
 # The btrfs disk with the dockerd-built images that the boots use (reused while unchanged).
@@ -60,9 +67,9 @@ qemu-fixture: build
 
 # Boot sample_image in QEMU on this terminal: systemd to a login prompt (root, no password;
 # Ctrl-a x quits). DEMO_POWEROFF=1 boots a small init that shows what booted, then powers off.
-# A missing prerequisite is named with its Debian package, not installed: run .ci/run or
-# apt-get install it.
-demo: build
+# deps comes first: go build may have modules to download, over HTTPS (ca-certificates).
+demo: deps
+	$(MAKE) build
 	bash qemu-tests/demo.sh out/demo
 
 # --- Performance (bench/) ---
@@ -73,7 +80,7 @@ demo: build
 # cp -a, snapshot cost. Writes bench/results/latest.{md,svg,json} and the README's Performance
 # section. Needs root, the QEMU test packages and the Debian mirror: apt-get installs the
 # baselines into throwaway copies of the image, never on this machine, and a missing host
-# package is named, not installed (.ci/run installs them). BENCHFLAGS=-rounds=5 for more runs.
+# package is named, not installed (make deps installs them). BENCHFLAGS=-rounds=5 for more runs.
 bench: build
 	CGO_ENABLED=0 $(GO) run ./bench/cmd/bench $(BENCHFLAGS)
 

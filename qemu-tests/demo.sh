@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh OUTDIR: boot sample_image from the fixture disk in QEMU on this terminal.
-# `make demo` runs it after `make build`. By default systemd boots to a login prompt
-# (root, no password; Ctrl-a x quits QEMU); DEMO_POWEROFF=1 boots demoinit instead,
-# which shows what booted and powers off. DOCKERINIT_KVM=1 uses KVM instead of TCG.
+# `make demo` runs it after `make deps` and `make build`. By default systemd boots to a
+# login prompt (root, no password; Ctrl-a x quits QEMU); DEMO_POWEROFF=1 boots demoinit
+# instead, which shows what booted and powers off. DOCKERINIT_KVM=1 uses KVM instead of TCG.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -14,7 +14,7 @@ die() {
 
 [ $# -eq 1 ] || die "usage: $0 OUTDIR"
 command -v qemu-system-x86_64 >/dev/null ||
-	die "missing package qemu-system-x86: install it with: apt-get install qemu-system-x86"
+	die "qemu-system-x86_64 not found: make deps installs it with the rest (make demo runs make deps first)"
 [ -x "$repo/bin/mkbootimg" ] || die "$repo/bin/mkbootimg is missing: run make build first"
 mkdir -p "$1"
 out=$(cd "$1" && pwd)

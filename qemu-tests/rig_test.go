@@ -6,11 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/dockerinit/dockerinit/internal/hostdeps"
 )
 
 // rig is what every boot needs: the disk and the kernel + initramfs mkbootimg made from it.
@@ -61,21 +62,8 @@ func requireRig(t *testing.T) *rig {
 	return theRig
 }
 
-// prerequisites are the commands the rig runs, each with the Debian package that has it.
-var prerequisites = []struct{ command, pkg string }{
-	{"qemu-system-x86_64", "qemu-system-x86"},
-	{"debootstrap", "debootstrap"},
-	{"/usr/sbin/dockerd", "docker.io"},
-	{"/usr/bin/docker", "docker.io"},
-	{"mkfs.btrfs", "btrfs-progs"},
-	{"btrfs", "btrfs-progs"},
-	{"setfattr", "attr"},
-	{"zstd", "zstd"},
-	{"flock", "util-linux"},
-	{"losetup", "mount"},
-}
-
 // missingPrerequisite says what keeps the boots from running here, or "" when nothing does.
+// The packages are internal/hostdeps's list, the one make deps installs.
 func missingPrerequisite(repo string, lookPath func(string) (string, error)) string {
 	if os.Getenv("DOCKERINIT_QEMU") == "0" {
 		return "DOCKERINIT_QEMU=0 is set"
@@ -83,14 +71,8 @@ func missingPrerequisite(repo string, lookPath func(string) (string, error)) str
 	if os.Geteuid() != 0 {
 		return "they need root (loop mounts, dockerd, debootstrap); run them as root"
 	}
-	var pkgs []string
-	for _, p := range prerequisites {
-		if _, err := lookPath(p.command); err != nil && !slices.Contains(pkgs, p.pkg) {
-			pkgs = append(pkgs, p.pkg)
-		}
-	}
-	if len(pkgs) > 0 {
-		return fmt.Sprintf("missing Debian packages %s: apt-get install %[1]s (or run .ci/run)", strings.Join(pkgs, " "))
+	if pkgs := hostdeps.Missing(lookPath); len(pkgs) > 0 {
+		return fmt.Sprintf("missing Debian packages %s: make deps installs them (or apt-get install %[1]s)", strings.Join(pkgs, " "))
 	}
 	for _, cmd := range []string{"dockerinit", "mkbootimg"} {
 		if m, _ := filepath.Glob(filepath.Join(repo, "cmd", cmd, "*.go")); len(m) == 0 {
@@ -211,7 +193,7 @@ func TestMissingPrerequisite(t *testing.T) {
 		lookPath func(string) (string, error)
 		want     string
 	}{
-		{"packages named once each", noDocker, "missing Debian packages docker.io zstd: apt-get install docker.io zstd"},
+		{"packages named once each", noDocker, "missing Debian packages docker.io zstd: make deps installs them (or apt-get install docker.io zstd)"},
 		{"unwritten command", all, "cmd/mkbootimg has no Go files yet"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

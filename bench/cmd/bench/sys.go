@@ -9,11 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dockerinit/dockerinit/internal/hostdeps"
 )
 
 var started = time.Now()
@@ -24,31 +25,10 @@ func logf(format string, a ...any) {
 	fmt.Fprintf(os.Stderr, "bench [%02d:%02d] %s\n", int(el.Minutes()), int(el.Seconds())%60, fmt.Sprintf(format, a...))
 }
 
-// tool is a command the bench runs and the Debian package that has it.
-type tool struct{ command, pkg string }
-
-var tools = []tool{
-	{"qemu-system-x86_64", "qemu-system-x86"},
-	{"mkfs.btrfs", "btrfs-progs"},
-	{"btrfs", "btrfs-progs"},
-	{"mkfs.ext4", "e2fsprogs"},
-	{"mount", "mount"},
-	{"losetup", "mount"},
-	{"chroot", "coreutils"},
-	{"cp", "coreutils"},
-	{"flock", "util-linux"},
-	{"git", "git"},
-}
-
-// missingPackages names, once each, the Debian packages whose commands lookPath cannot find.
+// missingPackages names, once each, the Debian packages of the list make deps installs
+// (internal/hostdeps) with a command that lookPath cannot find.
 func missingPackages(lookPath func(string) (string, error)) []string {
-	var pkgs []string
-	for _, t := range tools {
-		if _, err := lookPath(t.command); err != nil && !slices.Contains(pkgs, t.pkg) {
-			pkgs = append(pkgs, t.pkg)
-		}
-	}
-	return pkgs
+	return hostdeps.Missing(lookPath)
 }
 
 // output runs a command and returns its stdout; on failure the error holds its stderr.

@@ -16,7 +16,8 @@ unit:
 	DOCKERINIT_QEMU=0 $(GO) test ./...
 
 clean:
-	rm -rf bin out
+	rm -rf bin
+	find out -mindepth 1 -maxdepth 1 ! -name go.mod -exec rm -rf {} + 2>/dev/null || true
 
 # --- Fuzzing ---
 .PHONY: fuzz

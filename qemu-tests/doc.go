@@ -8,7 +8,7 @@
 // fresh rw layer, the top layer was applied, docker_image= picks the image,
 // systemd reaches a login prompt, and the Docker store is never modified.
 //
-// They need root, QEMU and the packages .ci/run installs. Outside CI a missing
+// They need root, QEMU and the Debian packages of internal/hostdeps/packages (make deps installs them). Outside CI a missing
 // prerequisite skips them with the reason; in CI (CI=true) it fails them.
 //
 // Environment:

@@ -44,6 +44,9 @@ func AssembleBtrfs(ctx context.Context, d Device) error {
 // delivers nil and gives up on an error from it.
 func assemble(ctx context.Context, d Device, sysBlock, devDir string, changed <-chan error, reg registry) error {
 	registered := map[string]bool{d.Path: true} // Ready registers d itself
+	// A member seen twice (same device UUID) is a copy of it, dd-ed or a disk image attached:
+	// registering both would let the kernel mount either, with root= naming only one of them.
+	members := map[string]string{strings.ToLower(d.SubUUID): d.Path}
 	for {
 		ready, err := reg.Ready(d.Path)
 		if err != nil {
@@ -59,6 +62,12 @@ func assemble(ctx context.Context, d Device, sysBlock, devDir string, changed <-
 		added := false
 		for _, m := range devs {
 			if isMember(m, d) && !registered[m.Path] {
+				if sub := strings.ToLower(m.SubUUID); strings.Trim(sub, "0-") != "" { // unset: no check
+					if p, twice := members[sub]; twice {
+						return fmt.Errorf("btrfs %s: %s and %s are the same member device (UUID_SUB %s): one is a copy of the other, and the kernel could mount either; unplug the copy, or give it an identity of its own (btrfstune -m)", d.UUID, p, m.Path, m.SubUUID)
+					}
+					members[sub] = m.Path
+				}
 				registered[m.Path] = true
 				if err := reg.Register(m.Path); err != nil {
 					return err

@@ -141,6 +141,35 @@ func TestAssemble(t *testing.T) {
 	}
 }
 
+// TestAssembleRefusesACopy: a dd copy of the root's btrfs device has its file system UUID and its
+// device UUID; found by PARTUUID= (unique), the root must not be assembled with the copy.
+func TestAssembleRefusesACopy(t *testing.T) {
+	fsid := [16]byte{0x11, 0x22}
+	img := btrfsImage(t, "linux", fsid, 1)
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(b[0x1010b:], []byte{0xde, 0xad}) // the member's device UUID (blkid's UUID_SUB)
+	if err := os.WriteFile(img, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ft := newFakeTree(t)
+	ft.add(t, "vda", "", 0, 4<<11, img)
+	ft.add(t, "vdb", "", 0, 4<<11, img)
+	devs, err := Scan(ft.sysBlock, ft.devDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := devs[slices.IndexFunc(devs, func(d Device) bool { return d.Name == "vda" })]
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	err = assemble(ctx, d, ft.sysBlock, ft.devDir, make(chan error), &fakeRegistry{want: 2})
+	if err == nil || !strings.Contains(err.Error(), "are the same member device") || !strings.Contains(err.Error(), "vdb") {
+		t.Errorf("assemble with a copy of the device = %v, want a refusal naming the copy", err)
+	}
+}
+
 func TestAssembleNotBtrfs(t *testing.T) {
 	// No registry, no uevent socket: an ext4 root needs nothing.
 	if err := AssembleBtrfs(context.Background(), Device{Path: "/dev/nosuch", FSType: "ext4"}); err != nil {

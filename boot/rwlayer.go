@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dockerinit/dockerinit/btrfs"
+	"github.com/dockerinit/dockerinit/internal/fileid"
 )
 
 // rwMarkXattr marks the root of a subvolume dockerinit made as an rw layer, so that a later boot
@@ -18,32 +19,25 @@ import (
 // image ID the layer was made from.
 const rwMarkXattr = "trusted.dockerinit.rwlayer"
 
-// fileID identifies a directory on the mounted file systems, whatever path leads to it: on btrfs
-// each subvolume has a device number of its own, and its root is inode 256.
-type fileID struct{ dev, ino uint64 }
-
-func statID(st *unix.Stat_t) fileID { return fileID{st.Dev, st.Ino} }
-
 // rwLayerPath returns where the rw layer goes under the top level, after checking what the path
 // leads to on disk, not how it is spelled: no component may be a symlink, and neither it nor any
 // parent of it may be one of the stores (the directories the images are read from), nor may a
 // store be inside it. A store reached through a link (var/lib/docker -> ../../docker) is the same
 // directory to this check.
 func rwLayerPath(top, rwLayer string, stores ...string) (string, error) {
-	storeIDs := map[fileID]string{}
-	inside := map[fileID]string{} // the stores' parents, up to "/"
+	storeIDs := map[fileid.ID]string{}
+	inside := map[fileid.ID]string{} // the stores' parents, up to "/"
 	for _, s := range stores {
-		var st unix.Stat_t
-		if err := unix.Stat(s, &st); err != nil {
+		id, ups, err := storeIDsOf(s)
+		if errors.Is(err, unix.ENOENT) {
 			continue // a store that is not there cannot be harmed
 		}
-		storeIDs[statID(&st)] = s
-		ups, err := parents(s)
 		if err != nil {
-			return "", fmt.Errorf("find the parents of %s: %w", s, err)
+			return "", fmt.Errorf("find where the image store %s is: %w", s, err)
 		}
-		for _, id := range ups {
-			inside[id] = s
+		storeIDs[id] = s
+		for _, up := range ups {
+			inside[up] = s
 		}
 	}
 	p := top
@@ -61,11 +55,11 @@ func rwLayerPath(top, rwLayer string, stores ...string) (string, error) {
 		if st.Mode&unix.S_IFMT == unix.S_IFLNK {
 			return "", fmt.Errorf("rootflags=subvol=%s: /%s is a symlink; refusing to follow it (it could lead into the Docker root)", rwLayer, rel)
 		}
-		if s, ok := storeIDs[statID(&st)]; ok {
+		if s, ok := storeIDs[fileid.Of(&st)]; ok {
 			return "", fmt.Errorf("rootflags=subvol=%s: /%s is the image store %s on disk (by another path), so the rw layer would be inside the Docker root, and recreating it at every boot would destroy the images; name a subvolume beside the Docker root: rootflags=subvol=docker_rwlayer",
 				rwLayer, rel, strings.TrimPrefix(s, top+"/"))
 		}
-		if s, ok := inside[statID(&st)]; ok && p == filepath.Join(top, rwLayer) {
+		if s, ok := inside[fileid.Of(&st)]; ok && p == filepath.Join(top, rwLayer) {
 			return "", fmt.Errorf("rootflags=subvol=%s: the image store %s is inside /%s on disk, and the rw layer is deleted at every boot; name a subvolume beside the Docker root: rootflags=subvol=docker_rwlayer",
 				rwLayer, strings.TrimPrefix(s, top+"/"), rel)
 		}
@@ -73,37 +67,20 @@ func rwLayerPath(top, rwLayer string, stores ...string) (string, error) {
 	return filepath.Join(top, rwLayer), nil
 }
 
-// parents returns the IDs of the directories above dir (symlinks followed, as the store is read),
-// found by "..", not by its path, up to the root of the namespace.
-func parents(dir string) ([]fileID, error) {
+// storeIDsOf returns the ID of the store directory dir (symlinks followed, as the store is read)
+// and those of the directories above it.
+func storeIDsOf(dir string) (fileid.ID, []fileid.ID, error) {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return fileid.ID{}, nil, err
 	}
-	var ids []fileID
-	var last fileID
-	for first := true; ; first = false {
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			unix.Close(fd)
-			return nil, err
-		}
-		id := statID(&st)
-		if !first {
-			if id == last { // ".." of "/" is "/"
-				unix.Close(fd)
-				return ids, nil
-			}
-			ids = append(ids, id)
-		}
-		last = id
-		up, err := unix.Openat(fd, "..", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		unix.Close(fd)
-		if err != nil {
-			return nil, err
-		}
-		fd = up
+	defer unix.Close(fd)
+	id, err := fileid.Fd(fd)
+	if err != nil {
+		return fileid.ID{}, nil, err
 	}
+	ups, err := fileid.Parents(fd)
+	return id, ups, err
 }
 
 // ownRWLayer reports why the existing subvolume rw is one dockerinit made, or an error saying why

@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dockerinit/dockerinit/internal/fileid"
 )
 
 // Stats counts what Apply laid over the root.
@@ -58,19 +61,17 @@ func Apply(src, root string, skip ...string) (Stats, error) {
 type applier struct {
 	stats       Stats
 	rootFd      int
-	links       map[fileID]string // src inode with several names -> its first copy, relative to root
+	links       map[fileid.ID]string // src inode with several names -> its first copy, relative to root
 	dirents     []byte
 	copyBuf     []byte // for when copy_file_range cannot be used
 	noCopyRange bool
 	linkBuf     []byte
 	xattrs      xattrBufs
-	skip        map[fileID]bool // directories never entered: root and the caller's skip list
+	skip        map[fileid.ID]bool // directories never entered: root and the caller's skip list
 }
 
-type fileID struct{ dev, ino uint64 }
-
 func newApplier() *applier {
-	return &applier{links: make(map[fileID]string), dirents: make([]byte, 32<<10)}
+	return &applier{links: make(map[fileid.ID]string), dirents: make([]byte, 32<<10)}
 }
 
 func (a *applier) apply(src, root string, skip []string) error {
@@ -85,62 +86,30 @@ func (a *applier) apply(src, root string, skip []string) error {
 	}
 	defer unix.Close(rootFd)
 	a.rootFd = rootFd
-	rootID, err := fdID(rootFd)
+	rootID, err := fileid.Fd(rootFd)
 	if err != nil {
 		return fmt.Errorf("stat new root: %w", err)
 	}
-	a.skip = map[fileID]bool{rootID: true}
+	a.skip = map[fileid.ID]bool{rootID: true}
 	for _, p := range skip {
 		var st unix.Stat_t
 		if err := unix.Stat(p, &st); err != nil {
 			continue // nothing there: nothing to leave out
 		}
-		a.skip[fileID{st.Dev, st.Ino}] = true
+		a.skip[fileid.Of(&st)] = true
 	}
-	if within, err := isWithin(srcFd, rootID); err != nil {
+	srcID, err := fileid.Fd(srcFd)
+	if err != nil {
+		return fmt.Errorf("stat top layer folder: %w", err)
+	}
+	ups, err := fileid.Parents(srcFd)
+	if err != nil {
 		return fmt.Errorf("check where the top layer folder is: %w", err)
-	} else if within {
+	}
+	if srcID == rootID || slices.Contains(ups, rootID) {
 		return fmt.Errorf("the top layer folder %s is the new root %s or inside it: it cannot be laid over itself; put the top layer outside the rw layer", src, root)
 	}
 	return a.dir(srcFd, rootFd, "", true)
-}
-
-func fdID(fd int) (fileID, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return fileID{}, err
-	}
-	return fileID{st.Dev, st.Ino}, nil
-}
-
-// isWithin reports whether the directory fd is the directory id or below it, following ".." up
-// to the root of the namespace (where ".." is the directory itself).
-func isWithin(fd int, id fileID) (bool, error) {
-	cur, err := unix.Dup(fd)
-	if err != nil {
-		return false, err
-	}
-	defer func() { unix.Close(cur) }()
-	for {
-		c, err := fdID(cur)
-		if err != nil {
-			return false, err
-		}
-		if c == id {
-			return true, nil
-		}
-		up, err := unix.Openat(cur, "..", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return false, err
-		}
-		unix.Close(cur)
-		cur = up
-		if p, err := fdID(up); err != nil {
-			return false, err
-		} else if p == c {
-			return false, nil
-		}
-	}
 }
 
 // dir lays the entries of src directory srcFd into dstFd, which is rel below
@@ -202,7 +171,7 @@ func (a *applier) entry(srcFd, dstFd int, rel, name string, inImage bool) error 
 		return fmt.Errorf("%s: %w", path.Join(rel, name), err)
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		if a.skip[fileID{st.Dev, st.Ino}] {
+		if a.skip[fileid.Of(&st)] {
 			a.stats.Skipped = append(a.stats.Skipped, path.Join(rel, name))
 			return nil
 		}
@@ -285,9 +254,9 @@ func (a *applier) nonDir(srcFd, dstFd int, rel, name string, st *unix.Stat_t, in
 			return fmt.Errorf("remove the image's entry: %w", err)
 		}
 	}
-	var id fileID
+	var id fileid.ID
 	if st.Nlink > 1 {
-		id = fileID{dev: st.Dev, ino: st.Ino}
+		id = fileid.Of(st)
 		if first, ok := a.links[id]; ok {
 			if err := a.link(first, dstFd, name); err != nil {
 				return err

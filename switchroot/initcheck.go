@@ -55,15 +55,11 @@ func (x executable) remedy() string {
 // whose program interpreter passes the same checks, or a #! script whose interpreter does.
 // depth counts the #! scripts before x.
 func checkExec(root int, x executable, depth int) error {
-	f, err := openExec(root, x)
+	f, head, err := openHead(root, x)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	head, err := readHead(f, x)
-	if err != nil {
-		return err
-	}
 	switch {
 	case bytes.HasPrefix(head, []byte(elfMagic)):
 		interp, err := checkELF(f, x, true)
@@ -85,14 +81,20 @@ func checkExec(root int, x executable, depth int) error {
 	return fmt.Errorf("%s in the image is neither an ELF executable nor a #! script (it starts with %q), so the kernel cannot run it: %s", x, start(head), x.remedy())
 }
 
-// readHead reads the start of f: as much as the kernel looks at to choose how to run it.
-func readHead(f *os.File, x executable) ([]byte, error) {
+// openHead opens x (see openExec) and reads its start: as much as the kernel looks at to choose
+// how to run it.
+func openHead(root int, x executable) (*os.File, []byte, error) {
+	f, err := openExec(root, x)
+	if err != nil {
+		return nil, nil, err
+	}
 	head := make([]byte, scriptHead)
 	n, err := io.ReadFull(f, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("read %s: %w", x, err)
+		f.Close()
+		return nil, nil, fmt.Errorf("read %s: %w", x, err)
 	}
-	return head[:n], nil
+	return f, head[:n], nil
 }
 
 // start is the first bytes of head, to quote in a message.
@@ -101,15 +103,11 @@ func start(head []byte) []byte { return head[:min(len(head), 16)] }
 // checkLoader checks an ELF program interpreter: the kernel runs it as a static ELF, so neither a
 // #! line nor a program interpreter of its own counts.
 func checkLoader(root int, x executable) error {
-	f, err := openExec(root, x)
+	f, head, err := openHead(root, x)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	head, err := readHead(f, x)
-	if err != nil {
-		return err
-	}
 	if !bytes.HasPrefix(head, []byte(elfMagic)) {
 		return fmt.Errorf("%s in the image is not an ELF (it starts with %q), and the kernel loads only an ELF as a program interpreter: %s", x, start(head), x.remedy())
 	}

@@ -541,7 +541,7 @@ func (s *Sequence) resolveImage() error {
 		return fmt.Errorf("docker_path=%s: no directory %s on %s; its top level holds: %s. Set docker_path= to the Docker data root relative to the btrfs top level",
 			s.p.DockerPath, "/"+s.p.DockerPath, s.dev.Path, listDir(topLevelDir))
 	}
-	store, err := imagestore.Open(os.DirFS(root))
+	store, err := imagestore.Open(topLevelDir, s.p.DockerPath, imagestore.Options{Namespace: s.p.Namespace})
 	if err != nil {
 		return fmt.Errorf("docker_path=%s: %w", s.p.DockerPath, err)
 	}
@@ -549,7 +549,7 @@ func (s *Sequence) resolveImage() error {
 	if err != nil {
 		return err
 	}
-	layer := filepath.Join(root, filepath.FromSlash(img.Layer))
+	layer := filepath.Join(topLevelDir, filepath.FromSlash(img.Layer))
 	if ok, err := btrfs.IsSubvolume(layer); err != nil || !ok {
 		return fmt.Errorf("image %s: its top layer %s is not a btrfs subvolume (%v): the Docker store looks damaged; check `docker image inspect %s`", s.p.Image, img.Layer, err, s.p.Image)
 	}
@@ -586,7 +586,7 @@ func (s *Sequence) makeRWLayer() error {
 	if err != nil {
 		return err
 	}
-	layer := filepath.Join(s.dockerRoot(), filepath.FromSlash(s.img.Layer))
+	layer := filepath.Join(topLevelDir, filepath.FromSlash(s.img.Layer))
 	if _, err := os.Lstat(rw); err == nil {
 		ok, err := btrfs.IsSubvolume(rw)
 		if err != nil {

@@ -147,16 +147,29 @@ func (o Options) imageRoot(res *Result) (string, error) {
 	case o.Image == "":
 		return "", fmt.Errorf("--docker-root needs --image NAME[:TAG] (the image to boot)")
 	}
-	store, err := imagestore.Open(os.DirFS(o.DockerRoot))
+	store, err := OpenStore(o.DockerRoot, o.Config.Root.Namespace)
 	if err != nil {
-		return "", fmt.Errorf("docker root %s: %w", o.DockerRoot, err)
+		return "", err
 	}
 	img, err := store.Resolve(o.Image)
 	if err != nil {
 		return "", err
 	}
 	res.Image, res.ImageID = o.Image, img.ID
-	return filepath.Join(o.DockerRoot, filepath.FromSlash(img.Layer)), nil
+	return filepath.Join("/", filepath.FromSlash(img.Layer)), nil
+}
+
+// OpenStore opens the image store in the folder dir of this machine.
+func OpenStore(dir, namespace string) (imagestore.Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	store, err := imagestore.Open("/", abs, imagestore.Options{Namespace: namespace})
+	if err != nil {
+		return nil, fmt.Errorf("image store %s: %w", dir, err)
+	}
+	return store, nil
 }
 
 // refuseOutputInside keeps every write out of the Docker root: a boot image written there could

@@ -29,13 +29,14 @@ type Config struct {
 	Rescue   RescueConfig   `toml:"rescue,omitempty"`
 }
 
-// RootConfig is the [root] table: the btrfs file system holding Docker.
+// RootConfig is the [root] table: the file system holding the image store.
 type RootConfig struct {
 	Device     string `toml:"device,omitempty"`
 	FSType     string `toml:"fstype,omitempty"`
 	Flags      string `toml:"flags,omitempty"`
 	DockerPath string `toml:"docker_path,omitempty"`
 	RWLayer    string `toml:"rwlayer,omitempty"`
+	Namespace  string `toml:"namespace,omitempty"` // containerd namespace; default moby
 }
 
 // TopLayerConfig is the [toplayer] table: the per-machine folder laid over

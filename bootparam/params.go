@@ -13,8 +13,8 @@ import (
 
 // Defaults for what neither the command line nor the configuration gives.
 const (
-	DefaultFSType     = "btrfs"
 	DefaultDockerPath = "var/lib/docker"
+	DefaultNamespace  = "moby" // Docker's containerd namespace
 	DefaultInit       = "/sbin/init"
 	DefaultTimeout    = 30 * time.Second
 )
@@ -22,10 +22,11 @@ const (
 // Params is everything dockerinit needs to boot, merged and validated.
 type Params struct {
 	Image      string   // image reference to boot, never empty after Resolve
-	Root       Mount    // the btrfs file system; Flags are rootflags without subvol= and subvolid=
-	RWLayer    string   // the rw layer (subvol= of rootflags), relative to the btrfs top level
+	Root       Mount    // the file system holding the store; Flags are rootflags without subvol= and subvolid=
+	RWLayer    string   // the rw layer (subvol= of rootflags), relative to the file system's top (btrfs: its top level)
 	ReadOnly   bool     // "ro" given (default rw)
-	DockerPath string   // Docker data root relative to the btrfs top level, cleaned, no leading '/'
+	DockerPath string   // the image store's folder relative to the file system's top, cleaned, no leading '/'
+	Namespace  string   // containerd namespace of the image, for containerd stores
 	TopLayer   TopLayer // Path empty = no top layer
 	Init       string   // absolute path of init inside the new root
 	InitArgs   []string // command line words after a lone "--", for init
@@ -68,7 +69,11 @@ func (e *ParamError) Error() string {
 const fromCmdline = "kernel command line"
 
 // knownDockerinit are the dockerinit.* command line keys; others get a warning.
-var knownDockerinit = []string{"dockerinit.timeout", "dockerinit.rescue", "dockerinit.debug"}
+var knownDockerinit = []string{"dockerinit.timeout", "dockerinit.rescue", "dockerinit.debug", "dockerinit.namespace"}
+
+// RootFSTypes are the file systems an image store may be on: btrfs for every store, ext4 and xfs
+// for the overlay ones.
+var RootFSTypes = []string{"btrfs", "ext4", "xfs"}
 
 // Resolve merges the kernel command line, dockerinit.toml (cfg) and the
 // image named by the legacy /etc/docker-btrfs.json (legacyImage, may be
@@ -91,7 +96,12 @@ func Resolve(cfg Config, legacyImage string, cmdline string) (Params, error) {
 		r.fail(root, "no root device is given",
 			"add root=LABEL=<label of the btrfs partition> (or UUID=, PARTUUID=, /dev/...) to the kernel command line, or device under [root] in "+ConfigPath)
 	}
-	p.Root = Mount{Device: root.value, FSType: r.pick("rootfstype", "root.fstype", cfg.Root.FSType).or(DefaultFSType)}
+	fstype := r.pick("rootfstype", "root.fstype", cfg.Root.FSType)
+	if fstype.value != "" && !slices.Contains(RootFSTypes, fstype.value) {
+		r.fail(fstype, "the image store's file system must be one of "+strings.Join(RootFSTypes, ", "),
+			"give rootfstype=btrfs, ext4 or xfs, or leave it out: the type is detected")
+	}
+	p.Root = Mount{Device: root.value, FSType: fstype.value}
 	p.ReadOnly = r.readOnly()
 
 	flags := r.pick("rootflags", "root.flags", cfg.Root.Flags)
@@ -127,6 +137,13 @@ func Resolve(cfg Config, legacyImage string, cmdline string) (Params, error) {
 		r.fail(rw, fmt.Sprintf("the rw layer is the Docker root %q or inside it: recreating it at every boot would destroy the images", p.DockerPath), rwFix)
 	case within(p.DockerPath, p.RWLayer):
 		r.fail(rw, fmt.Sprintf("the Docker root %q is inside the rw layer, which is deleted at every boot", p.DockerPath), rwFix)
+	}
+
+	ns := r.pick("dockerinit.namespace", "root.namespace", cfg.Root.Namespace)
+	p.Namespace = ns.or(DefaultNamespace)
+	if !validNamespace(p.Namespace) {
+		r.fail(ns, "a containerd namespace is letters and digits, joined by single '.', '_' or '-', at most 76 characters",
+			"give the namespace ctr lists (ctr namespaces ls), e.g. dockerinit.namespace=moby (Docker's), k8s.io or default")
 	}
 
 	p.TopLayer = r.topLayer(cfg.TopLayer, p.Root)
@@ -277,6 +294,22 @@ func (r *resolver) relPath(s setting, what, fix string) string {
 		return ""
 	}
 	return v
+}
+
+// validNamespace checks a containerd namespace as containerd's identifiers package does.
+func validNamespace(s string) bool {
+	if s == "" || len(s) > 76 {
+		return false
+	}
+	prevSep := true // no separator first
+	for _, c := range s {
+		sep := c == '.' || c == '_' || c == '-'
+		if sep && prevSep || !sep && !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+		prevSep = sep
+	}
+	return !prevSep
 }
 
 // badSubvolRune reports a character a subvolume name cannot carry through mount options.

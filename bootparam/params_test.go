@@ -15,7 +15,7 @@ func TestResolve(t *testing.T) {
 	// base is what the original tutorial's line gives with the image from the legacy file.
 	base := Params{
 		Image:      "desktop:latest",
-		Root:       Mount{Device: "LABEL=linux", FSType: "btrfs"},
+		Root:       Mount{Device: "LABEL=linux"},
 		RWLayer:    "docker_rwlayer",
 		DockerPath: "docker",
 		TopLayer:   TopLayer{Mount: Mount{Device: "LABEL=linux"}, Path: "boot_docker"},
@@ -48,7 +48,7 @@ func TestResolve(t *testing.T) {
 			cfg:  designConfig,
 			want: Params{
 				Image:      "desktop:latest",
-				Root:       Mount{Device: "LABEL=linux", FSType: "btrfs", Flags: "compress=zstd"},
+				Root:       Mount{Device: "LABEL=linux", Flags: "compress=zstd"},
 				RWLayer:    "docker_rwlayer",
 				DockerPath: "docker",
 				TopLayer:   TopLayer{Mount: Mount{Device: "LABEL=linux"}, Path: "boot_docker"},
@@ -77,7 +77,7 @@ func TestResolve(t *testing.T) {
 			cmdline: "rootflags=ssd",
 			want: Params{
 				Image:      "desktop:latest",
-				Root:       Mount{Device: "LABEL=linux", FSType: "btrfs", Flags: "ssd"},
+				Root:       Mount{Device: "LABEL=linux", Flags: "ssd"},
 				RWLayer:    "docker_rwlayer",
 				DockerPath: "docker",
 				TopLayer:   TopLayer{Mount: Mount{Device: "LABEL=linux"}, Path: "boot_docker"},
@@ -91,7 +91,7 @@ func TestResolve(t *testing.T) {
 			cmdline: "toplayer_path= docker_path= init= rootflags= toplayer= root=/dev/vda2",
 			want: Params{
 				Image:      "desktop:latest",
-				Root:       Mount{Device: "/dev/vda2", FSType: "btrfs"},
+				Root:       Mount{Device: "/dev/vda2"},
 				RWLayer:    "docker_rwlayer",
 				DockerPath: "var/lib/docker",
 				Init:       "/sbin/init",
@@ -103,7 +103,7 @@ func TestResolve(t *testing.T) {
 			cmdline: "root=/dev/sda2 rootflags=subvol=rw docker_image=sha256:0123456789abcdef",
 			want: Params{
 				Image:      "sha256:0123456789abcdef",
-				Root:       Mount{Device: "/dev/sda2", FSType: "btrfs"},
+				Root:       Mount{Device: "/dev/sda2"},
 				RWLayer:    "rw",
 				DockerPath: "var/lib/docker",
 				Init:       "/sbin/init",
@@ -163,7 +163,7 @@ func TestResolve(t *testing.T) {
 			cmdline: "root=LABEL=r rootflags=subvol=rw docker_image=x",
 			want: Params{
 				Image:      "x",
-				Root:       Mount{Device: "LABEL=r", FSType: "btrfs"},
+				Root:       Mount{Device: "LABEL=r"},
 				RWLayer:    "rw",
 				DockerPath: "var/lib/docker",
 				TopLayer:   TopLayer{Mount: Mount{Device: "LABEL=usb", FSType: "vfat"}, Path: "machine", Required: true},
@@ -176,7 +176,7 @@ func TestResolve(t *testing.T) {
 			cmdline: "root=LABEL=r rootflags=subvolid=258,subvol=rw docker_image=x toplayer=LABEL=t dockerinit.timout=5 dockerinit.timout=6",
 			want: Params{
 				Image:      "x",
-				Root:       Mount{Device: "LABEL=r", FSType: "btrfs"},
+				Root:       Mount{Device: "LABEL=r"},
 				RWLayer:    "rw",
 				DockerPath: "var/lib/docker",
 				TopLayer:   TopLayer{Mount: Mount{Device: "LABEL=t"}},
@@ -185,7 +185,7 @@ func TestResolve(t *testing.T) {
 				Warnings: []string{
 					"rootflags subvolid=258 ignored: the rw layer is recreated at every boot, so only subvol= can name it",
 					"toplayer=LABEL=t is given without a toplayer_path: no top layer is applied (toplayer_path=/ takes the whole device)",
-					"unknown kernel parameter dockerinit.timout ignored; dockerinit knows dockerinit.timeout, dockerinit.rescue, dockerinit.debug",
+					"unknown kernel parameter dockerinit.timout ignored; dockerinit knows dockerinit.timeout, dockerinit.rescue, dockerinit.debug, dockerinit.namespace",
 				},
 			},
 		},
@@ -194,7 +194,7 @@ func TestResolve(t *testing.T) {
 			cmdline: "root=LABEL=r rootflags=subvol=docker_rwlayer docker_path=docker docker_image=x",
 			want: Params{
 				Image:      "x",
-				Root:       Mount{Device: "LABEL=r", FSType: "btrfs"},
+				Root:       Mount{Device: "LABEL=r"},
 				RWLayer:    "docker_rwlayer",
 				DockerPath: "docker",
 				Init:       "/sbin/init",
@@ -207,6 +207,9 @@ func TestResolve(t *testing.T) {
 			got, err := Resolve(tt.cfg, tt.legacy, tt.cmdline)
 			if err != nil {
 				t.Fatalf("Resolve: %v", err)
+			}
+			if tt.want.Namespace == "" {
+				tt.want.Namespace = DefaultNamespace
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Resolve(%q)\n got %+v\nwant %+v", tt.cmdline, got, tt.want)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
 	"slices"
 	"strings"
 	"time"
@@ -24,15 +23,19 @@ import (
 //	<layers>/<cache-id>                           the layer
 //
 // The drivers differ in where layers live and what a layer holds: a btrfs
-// layer, btrfs/subvolumes/<cache-id>, is the whole root file system.
+// layer, btrfs/subvolumes/<cache-id>, is the whole root file system; an
+// overlay2 layer holds only its own changes over the layers below it.
 type graphStore struct {
-	fsys   fs.FS
+	loc    location
+	fsys   fs.FS // the data root
 	driver string
 	dir    string              // "image/<driver>"
-	layers string              // folder of the layers, e.g. "btrfs/subvolumes"
 	refs   map[string]string   // canonical reference (parseDockerRef) -> image ID
 	names  map[string][]string // image ID -> familiar names, sorted
 	ids    []string            // every image ID in imagedb, sorted
+	// root gives where the layers of the top layer with this cache ID are, relative to the
+	// data root, without checking that they exist.
+	root func(cacheID string) (Root, error)
 }
 
 // damaged is the advice for anything Docker itself would never have written.
@@ -46,8 +49,18 @@ const (
 	cacheIDLimit      = 4 << 10  // one folder name, 64 hex digits
 )
 
-func openGraph(fsys fs.FS, driver, layers string) (*graphStore, error) {
-	s := &graphStore{fsys: fsys, driver: driver, dir: "image/" + driver, layers: layers,
+// openGraph opens the btrfs graph driver's store, whose layers are subvolumes in layers.
+func openGraph(l location, driver, layers string) (*graphStore, error) {
+	return newGraph(l, driver, func(cacheID string) (Root, error) {
+		return Root{Kind: Snapshot, Dir: layers, Layers: []string{cacheID}}, nil
+	})
+}
+
+// newGraph reads the image index of a graph driver's store; root tells where the driver keeps a
+// layer.
+func newGraph(l location, driver string, root func(cacheID string) (Root, error)) (*graphStore, error) {
+	fsys := l.sub()
+	s := &graphStore{loc: l, fsys: fsys, driver: driver, dir: "image/" + driver, root: root,
 		refs: map[string]string{}, names: map[string][]string{}}
 	if err := s.readRepositories(); err != nil {
 		return nil, err
@@ -111,7 +124,9 @@ func (s *graphStore) readRepositories() error {
 	return nil
 }
 
-func (s *graphStore) Driver() string { return s.driver }
+func (s *graphStore) Kind() string { return "Docker's " + s.driver + " storage driver" }
+
+func (s *graphStore) Dirs() []string { return []string{s.loc.dir} }
 
 func (s *graphStore) Resolve(ref string) (Image, error) {
 	id, err := s.lookup(ref)
@@ -130,9 +145,13 @@ func (s *graphStore) Resolve(ref string) (Image, error) {
 		return Image{}, fmt.Errorf("resolve %s: image %s has no layers (its rootfs.diff_ids is empty), so there is no file system to boot; build it FROM a base image",
 			ref, shortID(id))
 	}
-	if fi, err := fs.Stat(s.fsys, img.Layer); err != nil || !fi.IsDir() {
-		return Image{}, &LayerMissingError{Ref: ref, ImageID: id, ChainID: img.ChainID, Path: img.Layer}
+	for _, p := range img.Root.Paths() {
+		if fi, err := fs.Stat(s.fsys, p); err != nil || !fi.IsDir() {
+			return Image{}, &LayerMissingError{Ref: ref, ImageID: id, ChainID: img.ChainID, Path: s.loc.rel(p)}
+		}
 	}
+	img.Layer = s.loc.rel(img.Layer)
+	img.Root.Dir = s.loc.rel(img.Root.Dir)
 	return img, nil
 }
 
@@ -143,6 +162,8 @@ func (s *graphStore) Images() ([]Image, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list images: %w", err)
 		}
+		img.Layer = s.loc.rel(img.Layer)
+		img.Root.Dir = s.loc.rel(img.Root.Dir)
 		images = append(images, img)
 	}
 	sortImages(images)
@@ -169,8 +190,11 @@ func (s *graphStore) lookup(ref string) (string, error) {
 	if perr != nil {
 		return "", fmt.Errorf("%q is not an image reference: %w; expected NAME[:TAG], NAME@sha256:<hex> or an image ID", ref, perr)
 	}
-	return "", &NotFoundError{Ref: ref, Images: s.brief(s.ids)}
+	return "", &NotFoundError{Ref: ref, Store: s.storeName(), Images: s.brief(s.ids)}
 }
+
+// storeName names the store in messages.
+func (s *graphStore) storeName() string { return "the Docker data root " + s.loc.shown() }
 
 // byID finds the image whose ID is or starts with the hex digits h.
 func (s *graphStore) byID(ref, h string) (string, error) {
@@ -185,7 +209,7 @@ func (s *graphStore) byID(ref, h string) (string, error) {
 	}
 	switch len(matches) {
 	case 0:
-		return "", &NotFoundError{Ref: ref, Images: s.brief(s.ids)}
+		return "", &NotFoundError{Ref: ref, Store: s.storeName(), Images: s.brief(s.ids)}
 	case 1:
 		return matches[0], nil
 	}
@@ -240,7 +264,7 @@ func (s *graphStore) load(id string) (Image, error) {
 	cachePath := s.dir + "/layerdb/sha256/" + strings.TrimPrefix(img.ChainID, "sha256:") + "/cache-id"
 	cache, err := smallfile.Read(s.fsys, cachePath, cacheIDLimit)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Image{}, &LayerMissingError{Ref: id, ImageID: id, ChainID: img.ChainID, Path: cachePath}
+		return Image{}, &LayerMissingError{Ref: id, ImageID: id, ChainID: img.ChainID, Path: s.loc.rel(cachePath)}
 	}
 	if err != nil {
 		return Image{}, fmt.Errorf("read layer cache ID: %w: %s", err, damaged)
@@ -249,7 +273,10 @@ func (s *graphStore) load(id string) (Image, error) {
 	if cacheID == "" || cacheID == "." || cacheID == ".." || strings.ContainsAny(cacheID, "/\x00") {
 		return Image{}, fmt.Errorf("%s holds %q, not a layer folder name: %s", cachePath, cacheID, damaged)
 	}
-	img.Layer = path.Join(s.layers, cacheID)
+	if img.Root, err = s.root(cacheID); err != nil {
+		return Image{}, err
+	}
+	img.Layer = img.Root.Paths()[0]
 	return img, nil
 }
 

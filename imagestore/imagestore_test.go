@@ -161,12 +161,12 @@ func newSample() sample {
 
 func TestResolve(t *testing.T) {
 	s := newSample()
-	store, err := Open(s.root.dir(t))
+	store, err := openTest(s.root.dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if store.Driver() != "btrfs" {
-		t.Errorf("Driver() = %q, want btrfs", store.Driver())
+	if store.Kind() != "Docker's btrfs storage driver" {
+		t.Errorf("Kind() = %q", store.Kind())
 	}
 	serverPrefix := strings.TrimPrefix(s.server, "sha256:")[:6]
 	tests := []struct {
@@ -212,6 +212,7 @@ func TestResolve(t *testing.T) {
 		ChainID: chainC3,
 		Created: s.created,
 		Layer:   s.desktopLayer,
+		Root:    Root{Kind: Snapshot, Dir: "btrfs/subvolumes", Layers: []string{path.Base(s.desktopLayer)}},
 	}
 	if !reflect.DeepEqual(img, want) {
 		t.Errorf("Resolve(desktop)\n got %+v\nwant %+v", img, want)
@@ -220,7 +221,7 @@ func TestResolve(t *testing.T) {
 
 func TestResolveErrors(t *testing.T) {
 	s := newSample()
-	store, err := Open(s.root.dir(t))
+	store, err := openTest(s.root.dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +231,7 @@ func TestResolveErrors(t *testing.T) {
 		as   any    // pointer to the error type expected, or nil for a plain error
 		want string // substring of the message
 	}{
-		{"desktop:v2", new(*NotFoundError), "image \"desktop:v2\" not found; the Docker data root holds:\n  "},
+		{"desktop:v2", new(*NotFoundError), "image \"desktop:v2\" not found; the Docker data root / holds:\n  "},
 		{"desktop:v2", new(*NotFoundError), ")\npass one of these, or build or pull \"desktop:v2\" first"},
 		{"desktop:v2", new(*NotFoundError), "\n  desktop:latest, desktop:v1, desktop@" + manifestDigest + " (" + short(s.desktop) + ")\n"},
 		{"desktop:v2", new(*NotFoundError), "\n  <none> (" + short(s.unnamed) + ")\n"},
@@ -244,8 +245,8 @@ func TestResolveErrors(t *testing.T) {
 		{"sha256:xyz", nil, `"sha256:xyz" is not an image ID`},
 		{"sha256:abc", nil, "4 to 64 lowercase hex digits"},
 		{"scratchy", nil, "has no layers (its rootfs.diff_ids is empty)"},
-		{"nocache", new(*LayerMissingError), "/cache-id does not exist; the image store looks damaged: run `docker image inspect nocache`"},
-		{"nosubvol", new(*LayerMissingError), "its top layer " + short(chainID([]string{diffD, diffE})) + " is missing: btrfs/subvolumes/" + cacheIDFor(chainID([]string{diffD, diffE})) + " does not exist"},
+		{"nocache", new(*LayerMissingError), "/cache-id does not exist; the image store looks damaged: inspect the image"},
+		{"nosubvol", new(*LayerMissingError), "its layer " + short(chainID([]string{diffD, diffE})) + " is missing: btrfs/subvolumes/" + cacheIDFor(chainID([]string{diffD, diffE})) + " does not exist"},
 	}
 	for _, tt := range tests {
 		_, err := store.Resolve(tt.ref)
@@ -280,7 +281,7 @@ func TestAmbiguousPrefix(t *testing.T) {
 		}
 		seen[p] = id
 	}
-	store, err := Open(r.dir(t))
+	store, err := openTest(r.dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +302,7 @@ func TestImages(t *testing.T) {
 	s := newSample()
 	delete(s.root.repos, "nocache") // Images reads every image's layer
 	delete(s.root.fs, "image/btrfs/imagedb/content/sha256/"+strings.TrimPrefix(s.noCache, "sha256:"))
-	store, err := Open(s.root.dir(t))
+	store, err := openTest(s.root.dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +332,7 @@ func TestImages(t *testing.T) {
 
 	// A damaged image makes the listing fail, naming what is missing.
 	s.root.fs["image/btrfs/layerdb/sha256/"+strings.TrimPrefix(diffE, "sha256:")+"/cache-id"] = &fstest.MapFile{Data: []byte("../escape")}
-	store, err = Open(s.root.mapFS())
+	store, err = openTest(s.root.mapFS())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +434,7 @@ func TestDamagedStore(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			store, err := Open(tt.damage(good()))
+			store, err := openTest(tt.damage(good()))
 			if tt.openErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.openErr) {
 					t.Fatalf("Open error = %v, want one containing %q", err, tt.openErr)
@@ -467,25 +468,26 @@ func TestOpen(t *testing.T) {
 	tests := []struct {
 		name string
 		fsys fstest.MapFS
-		as   any // pointer to the expected error type, nil for ErrNotDockerRoot
+		as   any // pointer to the expected error type, nil for ErrNotStore
 		want string
 	}{
-		{"overlay2 only", dir("image/overlay2/imagedb", "overlay2/l"), new(*UnsupportedError),
-			"keeps its images with the overlay2 storage driver, but dockerinit boots only images of the btrfs storage driver"},
-		{"containerd image store", dir("containerd/daemon", "volumes"), new(*UnsupportedError), "with the containerd image store"},
+		{"zfs", dir("image/zfs/imagedb", "zfs/graph"), new(*UnsupportedError),
+			"the Docker data root / keeps its images with the zfs storage driver, which dockerinit cannot boot from; dockerinit boots Docker's btrfs and overlay2"},
+		{"containerd without its database", dir("containerd/daemon", "volumes"), nil,
+			"has no image/ folder (a graph driver store) and no containerd image store: looked for io.containerd.metadata.v1.bolt/meta.db in /containerd/daemon"},
 		{"the parent folder", dir("lib/docker/image/btrfs", "cache", "log"), nil,
-			"not a Docker data root: it has no image/ folder (it holds cache, lib, log); point it at Docker's data root"},
-		{"empty folder", fstest.MapFS{}, nil, "(it holds nothing)"},
-		{"image without drivers", fstest.MapFS{"image/readme": {}}, nil, "image/ holds no storage driver folder"},
+			"not an image store: / has no image/ folder (a Docker data root), io.containerd.metadata.v1.bolt (a containerd root) or overlay-images/ (a containers-storage root); it holds cache, lib, log"},
+		{"empty folder", fstest.MapFS{}, nil, "it holds nothing."},
+		{"image without drivers", fstest.MapFS{"image/readme": {}}, nil, "image holds no storage driver folder"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Open(tt.fsys)
+			_, err := openTest(tt.fsys)
 			switch {
 			case err == nil:
 				t.Fatal("Open succeeded")
-			case tt.as == nil && !errors.Is(err, ErrNotDockerRoot):
-				t.Errorf("error %v is not ErrNotDockerRoot", err)
+			case tt.as == nil && !errors.Is(err, ErrNotStore):
+				t.Errorf("error %v is not ErrNotStore", err)
 			case tt.as != nil && !errors.As(err, tt.as):
 				t.Errorf("error %v is not a %T", err, tt.as)
 			}
@@ -501,7 +503,7 @@ func TestOpenPrefersBtrfs(t *testing.T) {
 	id := r.image("2024-01-01T00:00:00Z", []string{diffA}, "ok:latest")
 	m := r.mapFS()
 	m["image/overlay2/repositories.json"] = &fstest.MapFile{Data: []byte(`{}`)}
-	store, err := Open(m)
+	store, err := openTest(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,7 +514,7 @@ func TestOpenPrefersBtrfs(t *testing.T) {
 
 func TestFreshDocker(t *testing.T) {
 	m := fstest.MapFS{"image/btrfs/layerdb/tmp": {Mode: fs.ModeDir | 0o700}}
-	store, err := Open(m)
+	store, err := openTest(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,7 +522,7 @@ func TestFreshDocker(t *testing.T) {
 		t.Errorf("Images() = %v, %v; want none", images, err)
 	}
 	_, err = store.Resolve("desktop")
-	if want := `image "desktop" not found: the Docker data root holds no images; build or pull it first`; err == nil || err.Error() != want {
+	if want := `image "desktop" not found: the Docker data root / holds no images; build or pull it first`; err == nil || err.Error() != want {
 		t.Errorf("Resolve error = %v, want %q", err, want)
 	}
 }
@@ -550,7 +552,7 @@ func FuzzOpenResolve(f *testing.F) {
 			"image/btrfs/layerdb/sha256/" + diffA[7:] + "/cache-id":            {Data: []byte(cacheID), Mode: mode(2)},
 			"btrfs/subvolumes/x/etc/hostname":                                  {Data: []byte("x")},
 		}
-		store, err := Open(m)
+		store, err := openTest(m)
 		if err != nil {
 			return
 		}
@@ -621,7 +623,7 @@ func TestHostileMetadata(t *testing.T) {
 				}
 				done := make(chan error, 1)
 				go func() {
-					store, err := Open(os.DirFS(dir))
+					store, err := openTest(os.DirFS(dir))
 					if err == nil {
 						_, err = store.Resolve("desktop")
 					}
@@ -641,3 +643,6 @@ func TestHostileMetadata(t *testing.T) {
 		}
 	}
 }
+
+// openTest opens the store whose data root is fsys.
+func openTest(fsys fs.FS) (Store, error) { return open(location{fsys: fsys, dir: "."}, Options{}) }

@@ -210,7 +210,7 @@ func mountDisk(t *testing.T, img string, look func(top string)) {
 // imageLayer is the path of image's top layer below the Docker root at top/docker.
 func imageLayer(t *testing.T, top, image string) string {
 	t.Helper()
-	store, err := imagestore.Open(os.DirFS(filepath.Join(top, "docker")))
+	store, err := imagestore.Open(filepath.Join(top, "docker"), ".", imagestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func withForeignModules(t *testing.T, r *rig) *rig {
 	}
 	runOrFatal(t, "mount", "-o", "loop,ro,rescue=nologreplay", r.disk, mnt)
 	defer runOrFatal(t, "umount", mnt)
-	store, err := imagestore.Open(os.DirFS(filepath.Join(mnt, "docker")))
+	store, err := imagestore.Open(filepath.Join(mnt, "docker"), ".", imagestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,7 +108,7 @@ func buildDistributionInitrds(t *testing.T, r *rig, dockerinit string, generator
 	// The boots write to the disk: it must not stay mounted meanwhile.
 	defer unmount()
 	docker := filepath.Join(mnt, "docker")
-	store, err := imagestore.Open(os.DirFS(docker))
+	store, err := imagestore.Open(docker, ".", imagestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"github.com/dockerinit/dockerinit/bootimage"
 	"github.com/dockerinit/dockerinit/bootloader"
 	"github.com/dockerinit/dockerinit/bootparam"
-	"github.com/dockerinit/dockerinit/imagestore"
 )
 
 func init() {
@@ -78,9 +76,9 @@ func (e *entryFlags) newMenu(o bootimage.Options) (*menu, error) {
 	}
 	m := &menu{kind: kind, refs: append([]string{o.Image}, e.also...)}
 	if o.DockerRoot != "" {
-		store, err := imagestore.Open(os.DirFS(o.DockerRoot))
+		store, err := bootimage.OpenStore(o.DockerRoot, o.Config.Root.Namespace)
 		if err != nil {
-			return nil, fmt.Errorf("docker root %s: %w", o.DockerRoot, err)
+			return nil, err
 		}
 		for _, ref := range m.refs {
 			if _, err := store.Resolve(ref); err != nil {

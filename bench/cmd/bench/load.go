@@ -90,7 +90,7 @@ func runLoad(ctx context.Context, u *undo, o options, bootDir, disk string) (*be
 		return nil, fmt.Errorf("mount the copy of the load fixture disk: %w", err)
 	}
 	docker := filepath.Join(mnt, "docker")
-	store, err := imagestore.Open(os.DirFS(docker))
+	store, err := imagestore.Open(docker, ".", imagestore.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +249,7 @@ func hostRWLayer(mnt, image, rw, top string) (layer string, applyS float64, err 
 	if rw == "" {
 		return "", 0, fmt.Errorf("no rw layer name for image %s", image)
 	}
-	store, err := imagestore.Open(os.DirFS(filepath.Join(mnt, "docker")))
+	store, err := imagestore.Open(filepath.Join(mnt, "docker"), ".", imagestore.Options{})
 	if err != nil {
 		return "", 0, err
 	}

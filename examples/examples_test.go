@@ -106,7 +106,7 @@ func TestConfigLayout(t *testing.T) {
 	}{
 		{"image", p.Image, "desktop:latest"},
 		{"root device", p.Root.Device, "LABEL=linux"},
-		{"root fstype", p.Root.FSType, bootparam.DefaultFSType},
+		{"root fstype", p.Root.FSType, ""}, // detected at boot
 		{"root flags", p.Root.Flags, ""},
 		{"docker path", p.DockerPath, "docker"},
 		{"rw layer", p.RWLayer, "docker_rwlayer"},

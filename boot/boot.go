@@ -19,10 +19,10 @@ import (
 
 	"github.com/dockerinit/dockerinit/blockdev"
 	"github.com/dockerinit/dockerinit/bootparam"
-	"github.com/dockerinit/dockerinit/btrfs"
 	"github.com/dockerinit/dockerinit/imagestore"
 	"github.com/dockerinit/dockerinit/internal/safego"
 	"github.com/dockerinit/dockerinit/kmod"
+	"github.com/dockerinit/dockerinit/status"
 	"github.com/dockerinit/dockerinit/switchroot"
 	"github.com/dockerinit/dockerinit/toplayer"
 )
@@ -44,7 +44,6 @@ const (
 	newRootDir  = "/mnt/root"     // the rw layer, mounted as the new root
 	configPath  = "/etc/dockerinit.toml"
 	legacyPath  = "/etc/docker-btrfs.json" // the origin's configuration
-	BootJSON    = "/run/dockerinit/boot.json"
 	// prepareModulesRoot is never created: in Prepare mode, modules are the caller's business.
 	prepareModulesRoot = "/run/dockerinit/no-modules"
 )
@@ -61,34 +60,6 @@ type Options struct {
 	Log      *Logger
 }
 
-// StepTime is one step's name and duration, as boot.json records it.
-type StepTime struct {
-	Name string  `json:"name"`
-	MS   float64 `json:"ms"`
-}
-
-// Report is what booted, written to /run/dockerinit/boot.json for `dockerinit status`.
-type Report struct {
-	Image       string     `json:"image"`
-	ImageID     string     `json:"image_id"`
-	ImageNames  []string   `json:"image_names,omitempty"`
-	Created     time.Time  `json:"image_created"`
-	ChainID     string     `json:"chain_id"`
-	Layer       string     `json:"layer"`
-	RWLayer     string     `json:"rw_layer"`
-	DockerPath  string     `json:"docker_path"`
-	RootDevice  string     `json:"root_device"`
-	RootSpec    string     `json:"root_spec"`
-	TopLayer    string     `json:"toplayer,omitempty"`
-	TopFiles    int        `json:"toplayer_entries"`
-	Init        string     `json:"init"`
-	Kernel      string     `json:"kernel"`
-	StartedS    float64    `json:"started_s"` // seconds since the kernel started, when /init began
-	Steps       []StepTime `json:"steps"`
-	TotalMS     float64    `json:"total_ms"`
-	ModulesLoad int        `json:"modules_loaded"`
-}
-
 // Sequence is the boot sequence of one boot and what its steps found so far. After a failure
 // the next Run resumes at the failed step: what the steps before it did (the root device found,
 // the top level mounted, modules loading) stays, so a fix made in the rescue shell counts and a
@@ -99,7 +70,8 @@ type Sequence struct {
 	p      bootparam.Params
 	dev    blockdev.Device
 	img    imagestore.Image
-	report Report
+	store  imagestore.Store
+	report status.Report
 	mounts []string // mounted by the steps, unmounted in reverse when they are undone
 	start  time.Time
 
@@ -131,14 +103,14 @@ func (s *Sequence) stepList() []step {
 		{name: "read parameters", run: s.readParams},
 		{name: "start loading modules", run: s.startModules},
 		{name: "find root device", run: s.findRoot},
-		{name: "wait for btrfs modules", run: s.waitForcedModules},
+		{name: "wait for file system modules", run: s.waitForcedModules},
 		{name: "wait for all btrfs devices", run: s.assembleRoot},
 	}
 	if full {
 		steps = append(steps, step{name: "start linking /dev/disk/by-*", run: s.startLinks})
 	}
 	steps = append(steps,
-		step{name: "mount btrfs top level", run: s.mountTopLevel},
+		step{name: "mount root file system", run: s.mountTopLevel},
 		step{name: "resolve image", run: s.resolveImage},
 		step{name: "make rw layer", run: s.makeRWLayer},
 		step{name: "apply top layer", run: s.applyTopLayer, retryFrom: "make rw layer"},
@@ -182,7 +154,7 @@ func New(opts Options) *Sequence {
 
 // Run runs the steps from the first one not done. In Full mode it ends by switching root and
 // returns only on failure. In Prepare mode a nil error means the rw layer is ready.
-func (s *Sequence) Run() (*Report, error) {
+func (s *Sequence) Run() (*status.Report, error) {
 	if s.start.IsZero() {
 		s.start = time.Now()
 		s.report.StartedS = Started.Monotonic.Seconds()
@@ -204,7 +176,7 @@ func (s *Sequence) Run() (*Report, error) {
 			return nil, &StepError{Step: st.name, RetryAt: s.steps[at].name, Err: err}
 		}
 		d := time.Since(t0)
-		s.report.Steps = append(s.report.Steps, StepTime{st.name, ms(d)})
+		s.report.Steps = append(s.report.Steps, status.StepTime{Name: st.name, MS: ms(d)})
 		s.log.Debugf("step %s took %v", st.name, d.Round(time.Microsecond))
 	}
 	s.report.TotalMS = ms(time.Since(s.start))
@@ -345,11 +317,13 @@ func watch(ctx context.Context, l *kmod.Loader) (err error) {
 	return l.Watch(ctx)
 }
 
+// waitForcedModules waits for what the initramfs always loads, and the root file system's driver.
 func (s *Sequence) waitForcedModules() error {
 	r := s.modules.WaitForced()
 	for _, name := range r.Failed {
 		s.log.Warnf("module %s failed to load: %v", name, r.Errors[name])
 	}
+	s.loadFSModule(s.dev.FSType, s.p.Root.Flags)
 	return nil
 }
 
@@ -475,8 +449,15 @@ func (s *Sequence) findRoot() error {
 	if err != nil {
 		return fmt.Errorf("root=%s: %w", s.p.Root.Device, err)
 	}
-	if dev.FSType != "" && dev.FSType != "btrfs" {
-		return fmt.Errorf("root=%s is %s, a %s file system; dockerinit needs the btrfs file system that holds the Docker data root: fix root= (see blkid)", s.p.Root.Device, dev.Path, dev.FSType)
+	switch {
+	case dev.FSType == "" && s.p.Root.FSType == "":
+		return fmt.Errorf("root=%s is %s, whose file system type cannot be read; give rootfstype=btrfs, ext4 or xfs", s.p.Root.Device, dev.Path)
+	case dev.FSType == "":
+		dev.FSType = s.p.Root.FSType
+	case s.p.Root.FSType != "" && dev.FSType != s.p.Root.FSType:
+		return fmt.Errorf("root=%s is %s, a %s file system, but rootfstype=%s: fix root= or rootfstype= (see blkid)", s.p.Root.Device, dev.Path, dev.FSType, s.p.Root.FSType)
+	case !rootFSOK(dev.FSType):
+		return fmt.Errorf("root=%s is %s, a %s file system; dockerinit needs the btrfs, ext4 or xfs file system that holds the image store: fix root= (see blkid)", s.p.Root.Device, dev.Path, dev.FSType)
 	}
 	s.dev = dev
 	s.log.Infof("root device %s (%s) found after %v", dev.Path, s.p.Root.Device, time.Since(t0).Round(time.Millisecond))
@@ -509,13 +490,18 @@ func (s *Sequence) unmount(dir string) error {
 	if err := unix.Unmount(dir, 0); err != nil {
 		return fmt.Errorf("unmount %s: %w", dir, err)
 	}
+	s.forget(dir)
+	return nil
+}
+
+// forget drops dir, unmounted, from the mounts to undo.
+func (s *Sequence) forget(dir string) {
 	for i := len(s.mounts) - 1; i >= 0; i-- {
 		if s.mounts[i] == dir {
 			s.mounts = append(s.mounts[:i], s.mounts[i+1:]...)
 			break
 		}
 	}
-	return nil
 }
 
 // unmountFrom unmounts mounts[from:], the newest first.
@@ -526,36 +512,6 @@ func (s *Sequence) unmountFrom(from int) {
 		}
 	}
 	s.mounts = s.mounts[:from]
-}
-
-func (s *Sequence) mountTopLevel() error {
-	// The top level must be writable for the snapshot, whatever ro/rw says about the new root.
-	return s.mount(s.dev.Path, topLevelDir, "btrfs", 0, joinFlags(s.p.Root.Flags, "subvolid=5"))
-}
-
-func (s *Sequence) dockerRoot() string { return filepath.Join(topLevelDir, s.p.DockerPath) }
-
-func (s *Sequence) resolveImage() error {
-	root := s.dockerRoot()
-	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
-		return fmt.Errorf("docker_path=%s: no directory %s on %s; its top level holds: %s. Set docker_path= to the Docker data root relative to the btrfs top level",
-			s.p.DockerPath, "/"+s.p.DockerPath, s.dev.Path, listDir(topLevelDir))
-	}
-	store, err := imagestore.Open(topLevelDir, s.p.DockerPath, imagestore.Options{Namespace: s.p.Namespace})
-	if err != nil {
-		return fmt.Errorf("docker_path=%s: %w", s.p.DockerPath, err)
-	}
-	img, err := store.Resolve(s.p.Image)
-	if err != nil {
-		return err
-	}
-	layer := filepath.Join(topLevelDir, filepath.FromSlash(img.Layer))
-	if ok, err := btrfs.IsSubvolume(layer); err != nil || !ok {
-		return fmt.Errorf("image %s: its top layer %s is not a btrfs subvolume (%v): the Docker store looks damaged; check `docker image inspect %s`", s.p.Image, img.Layer, err, s.p.Image)
-	}
-	s.img = img
-	s.log.Infof("image %s is %s, top layer %s", s.p.Image, shortID(img.ID), img.Layer)
-	return nil
 }
 
 func shortID(id string) string {
@@ -579,39 +535,6 @@ func listDir(dir string) string {
 		names = append(names, e.Name())
 	}
 	return strings.Join(names, ", ")
-}
-
-func (s *Sequence) makeRWLayer() error {
-	rw, err := rwLayerPath(topLevelDir, s.p.RWLayer, s.dockerRoot())
-	if err != nil {
-		return err
-	}
-	layer := filepath.Join(topLevelDir, filepath.FromSlash(s.img.Layer))
-	if _, err := os.Lstat(rw); err == nil {
-		ok, err := btrfs.IsSubvolume(rw)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("rootflags=subvol=%s: /%s exists and is not a btrfs subvolume; refusing to delete what dockerinit did not make: rename it or choose another subvol=", s.p.RWLayer, s.p.RWLayer)
-		}
-		if err := ownRWLayer(rw, s.p.RWLayer, filepath.Dir(layer)); err != nil {
-			return err
-		}
-		if err := btrfs.Delete(rw); err != nil {
-			return fmt.Errorf("delete the previous rw layer /%s: %w", s.p.RWLayer, err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(rw), 0o755); err != nil {
-		return err
-	}
-	if err := btrfs.Snapshot(layer, rw); err != nil {
-		return fmt.Errorf("snapshot image %s to /%s: %w", s.p.Image, s.p.RWLayer, err)
-	}
-	// Unmarked, the next boot still knows the layer by its parent's UUID (see ownRWLayer).
-	return markRWLayer(rw, s.img.ID)
 }
 
 func (s *Sequence) applyTopLayer() error {
@@ -651,8 +574,7 @@ func (s *Sequence) applyTopLayer() error {
 		return s.topLayerMissing(fmt.Errorf("toplayer_path=%s: no such directory on %s, whose top level holds: %s",
 			tl.Path, dev, listDir(base)))
 	}
-	rw := filepath.Join(topLevelDir, s.p.RWLayer)
-	st, err := toplayer.Apply(src, rw, s.dockerRoot())
+	st, err := toplayer.Apply(src, s.newRoot(), append(s.storeDirs(), filepath.Join(topLevelDir, s.p.RWLayer))...)
 	if err != nil {
 		return fmt.Errorf("apply top layer %s: %w", tl.Path, err)
 	}
@@ -725,27 +647,13 @@ func (s *Sequence) topLayerMissing(err error) error {
 
 func (s *Sequence) releaseTopLevel() error { return s.unmount(topLevelDir) }
 
-func (s *Sequence) checkInit() error {
-	return switchroot.CheckInit(filepath.Join(topLevelDir, s.p.RWLayer), s.p.Init)
-}
-
-func (s *Sequence) mountNewRoot() error {
-	var flags uintptr
-	if s.p.ReadOnly {
-		flags = unix.MS_RDONLY
-	}
-	if err := s.mount(s.dev.Path, newRootDir, "btrfs", flags, joinFlags(s.p.Root.Flags, "subvol="+s.p.RWLayer)); err != nil {
-		return err
-	}
-	return s.unmount(topLevelDir)
-}
-
 func (s *Sequence) writeReport() error {
 	var uts unix.Utsname
 	_ = unix.Uname(&uts)
 	r := &s.report
 	r.Image, r.ImageID, r.ImageNames, r.Created = s.p.Image, s.img.ID, s.img.Names, s.img.Created
 	r.ChainID, r.Layer, r.RWLayer, r.DockerPath = s.img.ChainID, s.img.Layer, s.p.RWLayer, s.p.DockerPath
+	r.Store, r.RootKind, r.Layers = s.store.Kind(), s.img.Root.Kind.String(), len(s.img.Root.Layers)
 	r.RootDevice, r.RootSpec, r.Init = s.dev.Path, s.p.Root.Device, s.p.Init
 	r.Kernel = unix.ByteSliceToString(uts.Release[:])
 	r.TotalMS = ms(time.Since(s.start)) // the file is written by the last step, before Run's total
@@ -753,10 +661,10 @@ func (s *Sequence) writeReport() error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(BootJSON), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(status.BootJSON), 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(BootJSON, append(data, '\n'), 0o644)
+	return os.WriteFile(status.BootJSON, append(data, '\n'), 0o644)
 }
 
 // mounted reports whether dir is a mount point (its device differs from its parent's).

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dockerinit/dockerinit/boot"
+	"github.com/dockerinit/dockerinit/status"
 )
 
 // baseCmdline is the original tutorial's kernel command line, on a serial console.
@@ -237,9 +237,9 @@ func checkImageBooted(t *testing.T, f map[string][]string, image string) {
 		if !json.Valid([]byte(doc)) {
 			t.Fatalf("/run/dockerinit/boot.json is not valid JSON:\n%s", doc)
 		}
-		var r boot.Report
+		var r status.Report
 		if err := json.Unmarshal([]byte(doc), &r); err != nil {
-			t.Fatalf("/run/dockerinit/boot.json is not a boot.Report: %v\n%s", err, doc)
+			t.Fatalf("/run/dockerinit/boot.json is not a status.Report: %v\n%s", err, doc)
 		}
 		if r.Image != image || !strings.HasPrefix(r.ImageID, "sha256:") || r.RWLayer != "docker_rwlayer" {
 			t.Errorf("boot.json says image %q (%s), rw layer %q; want %s on docker_rwlayer", r.Image, r.ImageID, r.RWLayer, image)

@@ -12,17 +12,15 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
-
-	"github.com/dockerinit/dockerinit/boot"
 )
 
 // ErrNotBooted is a system without a boot report: dockerinit did not boot it.
-var ErrNotBooted = errors.New("this system was not booted by dockerinit (no " + boot.BootJSON + ")")
+var ErrNotBooted = errors.New("this system was not booted by dockerinit (no " + BootJSON + ")")
 
 // Run writes the boot report found under root ("/" in the booted system) to w: a summary, or
 // with asJSON the file as it is, for scripts.
 func Run(w io.Writer, root string, asJSON bool) error {
-	data, err := os.ReadFile(filepath.Join(root, boot.BootJSON))
+	data, err := os.ReadFile(filepath.Join(root, BootJSON))
 	if errors.Is(err, fs.ErrNotExist) {
 		return ErrNotBooted
 	}
@@ -33,15 +31,15 @@ func Run(w io.Writer, root string, asJSON bool) error {
 		_, err := w.Write(data)
 		return err
 	}
-	var r boot.Report
+	var r Report
 	if err := json.Unmarshal(data, &r); err != nil {
-		return fmt.Errorf("%s is not a boot report: %w (--json prints it as it is)", boot.BootJSON, err)
+		return fmt.Errorf("%s is not a boot report: %w (--json prints it as it is)", BootJSON, err)
 	}
 	return Summary(w, r)
 }
 
 // Summary writes r for a person: what booted from where, then each step's duration.
-func Summary(w io.Writer, r boot.Report) error {
+func Summary(w io.Writer, r Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	field := func(name, format string, args ...any) {
 		fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{name}, args...)...)
@@ -57,13 +55,18 @@ func Summary(w io.Writer, r boot.Report) error {
 	}
 	field("created", "%s", created)
 	field("image layer", "%s", orUnknown(r.Layer))
-	field("rw layer", "%s (a fresh snapshot of the image layer)", orUnknown(r.RWLayer))
+	switch r.RootKind {
+	case "overlayfs":
+		field("rw layer", "%s (a fresh overlay upper folder over the image's %d layers)", orUnknown(r.RWLayer), r.Layers)
+	default:
+		field("rw layer", "%s (a fresh snapshot of the image layer)", orUnknown(r.RWLayer))
+	}
 	root := orUnknown(r.RootDevice)
 	if r.RootSpec != "" && r.RootSpec != r.RootDevice {
 		root += " (root=" + r.RootSpec + ")"
 	}
 	field("root device", "%s", root)
-	field("docker path", "%s", orUnknown(r.DockerPath))
+	field("image store", "%s (%s)", orUnknown(r.DockerPath), orUnknown(r.Store))
 	if r.TopLayer == "" {
 		field("top layer", "none")
 	} else {
@@ -80,7 +83,7 @@ func Summary(w io.Writer, r boot.Report) error {
 }
 
 // otherNames are the image's names besides the one it was booted by.
-func otherNames(r boot.Report) []string {
+func otherNames(r Report) []string {
 	var out []string
 	for _, n := range r.ImageNames {
 		if n != r.Image {

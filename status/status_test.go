@@ -9,12 +9,10 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/dockerinit/dockerinit/boot"
 )
 
-func sampleReport() boot.Report {
-	return boot.Report{
+func sampleReport() Report {
+	return Report{
 		Image:       "desktop:latest",
 		ImageID:     "sha256:4f1c0e2a",
 		ImageNames:  []string{"desktop:latest", "registry.example/desktop:2"},
@@ -22,6 +20,9 @@ func sampleReport() boot.Report {
 		Layer:       "btrfs/subvolumes/9a8b",
 		RWLayer:     "docker_rwlayer",
 		DockerPath:  "docker",
+		Store:       "Docker's btrfs storage driver",
+		RootKind:    "btrfs snapshot",
+		Layers:      1,
 		RootDevice:  "/dev/nvme0n1p2",
 		RootSpec:    "LABEL=linux",
 		TopLayer:    "boot_docker",
@@ -29,7 +30,7 @@ func sampleReport() boot.Report {
 		Init:        "/sbin/init",
 		Kernel:      "6.1.0-50-amd64",
 		StartedS:    1.2345,
-		Steps:       []boot.StepTime{{Name: "mount /proc /sys /dev /run", MS: 0.42}, {Name: "load modules", MS: 210.5}, {Name: "make rw layer", MS: 35}},
+		Steps:       []StepTime{{Name: "mount /proc /sys /dev /run", MS: 0.42}, {Name: "load modules", MS: 210.5}, {Name: "make rw layer", MS: 35}},
 		TotalMS:     250.04,
 		ModulesLoad: 14,
 	}
@@ -42,7 +43,7 @@ const wantSummary = `Booted by dockerinit into desktop:latest
   image layer  btrfs/subvolumes/9a8b
   rw layer     docker_rwlayer (a fresh snapshot of the image layer)
   root device  /dev/nvme0n1p2 (root=LABEL=linux)
-  docker path  docker
+  image store  docker (Docker's btrfs storage driver)
   top layer    boot_docker: 12 entries applied
   init         /sbin/init
   kernel       6.1.0-50-amd64
@@ -59,7 +60,7 @@ const wantBare = `Booted by dockerinit into unknown
   image layer  unknown
   rw layer     unknown (a fresh snapshot of the image layer)
   root device  unknown
-  docker path  unknown
+  image store  unknown (unknown)
   top layer    none
   init         unknown
   kernel       unknown
@@ -90,7 +91,7 @@ func TestRun(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
 			if tt.file != nil {
-				p := filepath.Join(root, boot.BootJSON)
+				p := filepath.Join(root, BootJSON)
 				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 					t.Fatal(err)
 				}

@@ -51,7 +51,7 @@ func main() {
 		os.Exit(rescue.ChildMain())
 	case "status":
 		sf := flag.NewFlagSet("dockerinit status", flag.ExitOnError)
-		asJSON := sf.Bool("json", false, "print "+boot.BootJSON+" as it is")
+		asJSON := sf.Bool("json", false, "print "+status.BootJSON+" as it is")
 		_ = sf.Parse(flag.Args()[1:]) // ExitOnError: Parse exits on a bad flag
 		if sf.NArg() > 0 {
 			fmt.Fprintf(os.Stderr, "dockerinit status: unexpected argument %q; usage: dockerinit status [--json]\n", sf.Arg(0))

@@ -1,0 +1,37 @@
+package status
+
+import "time"
+
+// BootJSON is where the init leaves its Report for the booted system.
+const BootJSON = "/run/dockerinit/boot.json"
+
+// StepTime is one step's name and duration, as boot.json records it.
+type StepTime struct {
+	Name string  `json:"name"`
+	MS   float64 `json:"ms"`
+}
+
+// Report is what booted, written to /run/dockerinit/boot.json for `dockerinit status`.
+type Report struct {
+	Image       string     `json:"image"`
+	ImageID     string     `json:"image_id"`
+	ImageNames  []string   `json:"image_names,omitempty"`
+	Created     time.Time  `json:"image_created"`
+	ChainID     string     `json:"chain_id"`
+	Layer       string     `json:"layer"`
+	RWLayer     string     `json:"rw_layer"`
+	DockerPath  string     `json:"docker_path"`
+	Store       string     `json:"store,omitempty"`     // the store's kind, e.g. "Docker's overlay2 storage driver"
+	RootKind    string     `json:"root_kind,omitempty"` // how the root was made: "btrfs snapshot" or "overlayfs"
+	Layers      int        `json:"layers,omitempty"`    // the image's layers under the overlay; 1 for a snapshot
+	RootDevice  string     `json:"root_device"`
+	RootSpec    string     `json:"root_spec"`
+	TopLayer    string     `json:"toplayer,omitempty"`
+	TopFiles    int        `json:"toplayer_entries"`
+	Init        string     `json:"init"`
+	Kernel      string     `json:"kernel"`
+	StartedS    float64    `json:"started_s"` // seconds since the kernel started, when /init began
+	Steps       []StepTime `json:"steps"`
+	TotalMS     float64    `json:"total_ms"`
+	ModulesLoad int        `json:"modules_loaded"`
+}

@@ -53,10 +53,11 @@ func Build(o Options) (*Result, error) {
 		return nil, fmt.Errorf("no output directory: pass --out DIR")
 	}
 	res := &Result{}
-	root, err := o.imageRoot(res)
+	root, forced, done, err := o.imageRoot(res)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	if err := o.refuseOutputInside(); err != nil {
 		return nil, err
 	}
@@ -96,7 +97,7 @@ func Build(o Options) (*Result, error) {
 		if k.Modules == "" {
 			return nil, fmt.Errorf("the image has kernel %s but no lib/modules/%s: install the kernel's modules in the image, or pass --modules none for a kernel with everything built in", k.Version, k.Version)
 		}
-		// btrfs is always loaded; the generic set (or this machine's share of it) is bundled and
+		// The store's file system (and overlayfs) is always loaded; the generic set (or this machine's share of it) is bundled and
 		// loaded only for the hardware present.
 		optional := modtree.Generic
 		if o.HostSys != "" {
@@ -104,7 +105,7 @@ func Build(o Options) (*Result, error) {
 				return nil, fmt.Errorf("--modules host: %w", err)
 			}
 		}
-		files, err := modtree.Bundle(image, path.Dir(k.Modules), k.Version, append([]string{"btrfs"}, o.Modules...), optional...)
+		files, err := modtree.Bundle(image, path.Dir(k.Modules), k.Version, append(forced, o.Modules...), optional...)
 		if err != nil {
 			return nil, fmt.Errorf("modules of kernel %s: %w", k.Version, err)
 		}
@@ -135,28 +136,44 @@ func Build(o Options) (*Result, error) {
 	return res, nil
 }
 
-// imageRoot returns the host path of the root file system to take the kernel from.
-func (o Options) imageRoot(res *Result) (string, error) {
+// imageRoot returns the host path of the root file system to take the kernel from, the modules
+// every boot loads (the store's file system, and overlayfs for a store of layers), and what
+// undoes the mount of the image's layers.
+func (o Options) imageRoot(res *Result) (root string, forced []string, done func(), err error) {
 	switch {
 	case o.RootFS != "" && o.DockerRoot != "":
-		return "", fmt.Errorf("--rootfs and --docker-root both given: use one")
+		return "", nil, nil, fmt.Errorf("--rootfs and --store (--docker-root) both given: use one")
 	case o.RootFS != "":
-		return o.RootFS, nil
+		return o.RootFS, []string{"btrfs"}, func() {}, nil
 	case o.DockerRoot == "":
-		return "", fmt.Errorf("nothing to build from: pass --docker-root DIR --image NAME[:TAG], or --rootfs DIR")
+		return "", nil, nil, fmt.Errorf("nothing to build from: pass --store DIR --image NAME[:TAG], or --rootfs DIR")
 	case o.Image == "":
-		return "", fmt.Errorf("--docker-root needs --image NAME[:TAG] (the image to boot)")
+		return "", nil, nil, fmt.Errorf("--store needs --image NAME[:TAG] (the image to boot)")
 	}
 	store, err := OpenStore(o.DockerRoot, o.Config.Root.Namespace)
 	if err != nil {
-		return "", err
+		return "", nil, nil, err
 	}
 	img, err := store.Resolve(o.Image)
 	if err != nil {
-		return "", err
+		return "", nil, nil, err
 	}
 	res.Image, res.ImageID = o.Image, img.ID
-	return filepath.Join("/", filepath.FromSlash(img.Layer)), nil
+	fstype := locate(o.DockerRoot).fstype
+	switch {
+	case img.Root.Kind == imagestore.Snapshot || fstype == "":
+		forced = []string{"btrfs"}
+	default:
+		forced = []string{fstype}
+	}
+	if img.Root.Kind == imagestore.Overlay {
+		forced = append(forced, "overlay")
+	}
+	root, done, err = mountLayers(img.Root)
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("image %s: %w", o.Image, err)
+	}
+	return root, forced, done, nil
 }
 
 // OpenStore opens the image store in the folder dir of this machine.

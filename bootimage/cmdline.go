@@ -1,6 +1,7 @@
 package bootimage
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/dockerinit/dockerinit/bootloader"
@@ -51,19 +52,19 @@ func nonEmpty(vals ...string) []string {
 	return out
 }
 
-// location is where a Docker root sits: its btrfs as root= would name it, and its path from the
-// btrfs top level (docker_path=).
-type location struct{ device, path string }
+// location is where an image store sits: its file system as root= would name it, its type, and
+// its path from the file system's top (on btrfs, the top level: docker_path=).
+type location struct{ device, fstype, path string }
 
 func locate(dockerRoot string) location {
 	if dockerRoot == "" {
 		return location{}
 	}
 	loc, err := bootloader.Locate(dockerRoot)
-	if loc.Volume.FSType != "btrfs" {
+	if !slices.Contains(bootparam.RootFSTypes, loc.Volume.FSType) {
 		return location{}
 	}
-	l := location{path: strings.TrimPrefix(loc.Path, "/")}
+	l := location{fstype: loc.Volume.FSType, path: strings.TrimPrefix(loc.Path, "/")}
 	if err == nil {
 		l.device = loc.Volume.Spec()
 	}

@@ -135,7 +135,7 @@ func TestBuildRefusesBadInput(t *testing.T) {
 		want string
 	}{
 		{"no out", Options{RootFS: "/"}, "--out"},
-		{"nothing", Options{Out: t.TempDir()}, "--docker-root"},
+		{"nothing", Options{Out: t.TempDir()}, "pass --store DIR --image"},
 		{"both", Options{Out: t.TempDir(), RootFS: "/", DockerRoot: docker, Image: "x"}, "use one"},
 		{"no image", Options{Out: t.TempDir(), DockerRoot: docker}, "--image"},
 	} {

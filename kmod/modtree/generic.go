@@ -16,6 +16,6 @@ var Generic = append(slices.Clone(GenericFS),
 	"i8042", "atkbd",
 )
 
-// GenericFS are Generic's file systems: the btrfs root, an ESP or USB stick, a top layer on
+// GenericFS are Generic's file systems: the root holding the store (btrfs, ext4, xfs, and overlayfs over its layers), an ESP or USB stick, a top layer on
 // another file system or a CD, and the character sets FAT and ISO 9660 mount with.
-var GenericFS = []string{"btrfs", "vfat", "ext4", "xfs", "isofs", "nls_cp437", "nls_ascii", "nls_iso8859_1", "nls_utf8"}
+var GenericFS = []string{"btrfs", "vfat", "ext4", "xfs", "overlay", "isofs", "nls_cp437", "nls_ascii", "nls_iso8859_1", "nls_utf8"}

@@ -26,16 +26,29 @@ import (
 // layer, btrfs/subvolumes/<cache-id>, is the whole root file system; an
 // overlay2 layer holds only its own changes over the layers below it.
 type graphStore struct {
-	loc    location
-	fsys   fs.FS // the data root
+	catalog
 	driver string
-	dir    string              // "image/<driver>"
-	refs   map[string]string   // canonical reference (parseDockerRef) -> image ID
-	names  map[string][]string // image ID -> familiar names, sorted
-	ids    []string            // every image ID in imagedb, sorted
+	dir    string // "image/<driver>"
 	// root gives where the layers of the top layer with this cache ID are, relative to the
 	// data root, without checking that they exist.
 	root func(cacheID string) (Root, error)
+}
+
+// catalog is what the stores that index images by ID share: the names and IDs Resolve looks a
+// reference up in, Resolve and Images themselves, and Dirs.
+type catalog struct {
+	loc   location
+	fsys  fs.FS               // the store's folder
+	store string              // the store as messages name it, e.g. "the Docker data root /var/lib/docker"
+	refs  map[string]string   // reference -> image ID: canonical (parseDockerRef), or as written where it does not parse
+	names map[string][]string // image ID -> familiar names, sorted
+	ids   []string            // every image ID, sorted
+	// localFirst looks a name without a registry up under localhost/ before Docker Hub, as podman
+	// resolves a short name to a local image.
+	localFirst bool
+	// image loads an image, its paths relative to the store's folder, without checking that its
+	// layers exist.
+	image func(id string) (Image, error)
 }
 
 // damaged is the advice for anything Docker itself would never have written.
@@ -60,8 +73,9 @@ func openGraph(l location, driver, layers string) (*graphStore, error) {
 // layer.
 func newGraph(l location, driver string, root func(cacheID string) (Root, error)) (*graphStore, error) {
 	fsys := l.sub()
-	s := &graphStore{loc: l, fsys: fsys, driver: driver, dir: "image/" + driver, root: root,
-		refs: map[string]string{}, names: map[string][]string{}}
+	s := &graphStore{driver: driver, dir: "image/" + driver, root: root, catalog: catalog{
+		loc: l, fsys: fsys, store: "the Docker data root " + l.shown(), refs: map[string]string{}, names: map[string][]string{}}}
+	s.image = s.load
 	if err := s.readRepositories(); err != nil {
 		return nil, err
 	}
@@ -126,16 +140,16 @@ func (s *graphStore) readRepositories() error {
 
 func (s *graphStore) Kind() string { return "Docker's " + s.driver + " storage driver" }
 
-func (s *graphStore) Dirs() []string { return []string{s.loc.dir} }
+func (c *catalog) Dirs() []string { return []string{c.loc.dir} }
 
-func (s *graphStore) Resolve(ref string) (Image, error) {
-	id, err := s.lookup(ref)
+func (c *catalog) Resolve(ref string) (Image, error) {
+	id, err := c.lookup(ref)
 	if err != nil {
 		return Image{}, err
 	}
-	img, err := s.load(id)
+	img, err := c.image(id)
 	if lm := (*LayerMissingError)(nil); errors.As(err, &lm) {
-		lm.Ref = ref
+		lm.Ref, lm.Inspect = ref, "docker image inspect "+ref
 		return Image{}, lm
 	}
 	if err != nil {
@@ -146,82 +160,89 @@ func (s *graphStore) Resolve(ref string) (Image, error) {
 			ref, shortID(id))
 	}
 	for _, p := range img.Root.Paths() {
-		if fi, err := fs.Stat(s.fsys, p); err != nil || !fi.IsDir() {
-			return Image{}, &LayerMissingError{Ref: ref, ImageID: id, ChainID: img.ChainID, Path: s.loc.rel(p)}
+		if fi, err := fs.Stat(c.fsys, p); err != nil || !fi.IsDir() {
+			return Image{}, &LayerMissingError{Ref: ref, ImageID: id, ChainID: img.ChainID, Path: c.loc.rel(p)}
 		}
 	}
-	img.Layer = s.loc.rel(img.Layer)
-	img.Root.Dir = s.loc.rel(img.Root.Dir)
+	img.Layer = c.loc.rel(img.Layer)
+	img.Root.Dir = c.loc.rel(img.Root.Dir)
 	return img, nil
 }
 
-func (s *graphStore) Images() ([]Image, error) {
-	images := make([]Image, 0, len(s.ids))
-	for _, id := range s.ids {
-		img, err := s.load(id)
+func (c *catalog) Images() ([]Image, error) {
+	images := make([]Image, 0, len(c.ids))
+	for _, id := range c.ids {
+		img, err := c.image(id)
 		if err != nil {
 			return nil, fmt.Errorf("list images: %w", err)
 		}
-		img.Layer = s.loc.rel(img.Layer)
-		img.Root.Dir = s.loc.rel(img.Root.Dir)
+		img.Layer = c.loc.rel(img.Layer)
+		img.Root.Dir = c.loc.rel(img.Root.Dir)
 		images = append(images, img)
 	}
 	sortImages(images)
 	return images, nil
 }
 
-// lookup finds the image ID ref names: an ID, a name, or an ID prefix.
-func (s *graphStore) lookup(ref string) (string, error) {
+// lookup finds the image ID ref names: an ID, a name, or an ID prefix. Names win over prefixes.
+func (c *catalog) lookup(ref string) (string, error) {
 	if h, ok := strings.CutPrefix(ref, "sha256:"); ok {
-		return s.byID(ref, h)
+		return c.byID(ref, h)
 	}
 	if len(ref) == 64 && isHex(ref) {
-		return s.byID(ref, ref)
+		return c.byID(ref, ref)
 	}
 	named, perr := parseDockerRef(ref)
-	if perr == nil {
-		if id, ok := s.refs[named.String()]; ok {
-			return id, nil
+	if perr == nil && c.localFirst && named.domain == hubDomain &&
+		!strings.HasPrefix(ref, hubDomain+"/") && !strings.HasPrefix(ref, legacyHubDomain+"/") {
+		if local, err := parseDockerRef("localhost/" + ref); err == nil {
+			if id, ok := c.refs[local.String()]; ok {
+				return id, nil
+			}
 		}
 	}
+	key := ref // a name the store keeps as written, which parseDockerRef refuses
+	if perr == nil {
+		key = named.String()
+	}
+	if id, ok := c.refs[key]; ok {
+		return id, nil
+	}
 	if len(ref) >= 4 && isHex(ref) {
-		return s.byID(ref, ref)
+		return c.byID(ref, ref)
 	}
 	if perr != nil {
 		return "", fmt.Errorf("%q is not an image reference: %w; expected NAME[:TAG], NAME@sha256:<hex> or an image ID", ref, perr)
 	}
-	return "", &NotFoundError{Ref: ref, Store: s.storeName(), Images: s.brief(s.ids)}
+	return "", &NotFoundError{Ref: ref, Store: c.store, Images: c.brief(c.ids)}
 }
 
-// storeName names the store in messages.
-func (s *graphStore) storeName() string { return "the Docker data root " + s.loc.shown() }
-
 // byID finds the image whose ID is or starts with the hex digits h.
-func (s *graphStore) byID(ref, h string) (string, error) {
+func (c *catalog) byID(ref, h string) (string, error) {
 	if len(h) < 4 || len(h) > 64 || !isHex(h) {
 		return "", fmt.Errorf("%q is not an image ID: expected sha256: and 4 to 64 lowercase hex digits", ref)
 	}
 	var matches []string
-	for _, id := range s.ids {
+	for _, id := range c.ids {
 		if strings.HasPrefix(id, "sha256:"+h) {
 			matches = append(matches, id)
 		}
 	}
 	switch len(matches) {
 	case 0:
-		return "", &NotFoundError{Ref: ref, Store: s.storeName(), Images: s.brief(s.ids)}
+		return "", &NotFoundError{Ref: ref, Store: c.store, Images: c.brief(c.ids)}
 	case 1:
 		return matches[0], nil
 	}
-	return "", &AmbiguousError{Ref: ref, Matches: s.brief(matches)}
+	return "", &AmbiguousError{Ref: ref, Matches: c.brief(matches)}
 }
 
 // brief gives images with only ID and Names, which needs no config reads,
 // for error messages.
-func (s *graphStore) brief(ids []string) []Image {
+func (c *catalog) brief(ids []string) []Image {
 	images := make([]Image, 0, len(ids))
 	for _, id := range ids {
-		images = append(images, Image{ID: id, Names: s.names[id]})
+		images = append(images, Image{ID: id, Names: c.names[id]})
 	}
 	sortImages(images)
 	return images
@@ -270,10 +291,13 @@ func (s *graphStore) load(id string) (Image, error) {
 		return Image{}, fmt.Errorf("read layer cache ID: %w: %s", err, damaged)
 	}
 	cacheID := strings.TrimSpace(string(cache))
-	if cacheID == "" || cacheID == "." || cacheID == ".." || strings.ContainsAny(cacheID, "/\x00") {
+	if !isName(cacheID) {
 		return Image{}, fmt.Errorf("%s holds %q, not a layer folder name: %s", cachePath, cacheID, damaged)
 	}
 	if img.Root, err = s.root(cacheID); err != nil {
+		if lm := (*LayerMissingError)(nil); errors.As(err, &lm) { // the driver's folder of the layer
+			lm.Ref, lm.ImageID, lm.ChainID = id, id, img.ChainID
+		}
 		return Image{}, err
 	}
 	img.Layer = img.Root.Paths()[0]
@@ -290,6 +314,11 @@ func chainID(diffIDs []string) string {
 		chain = "sha256:" + hex.EncodeToString(sum[:])
 	}
 	return chain
+}
+
+// isName reports whether s can name a folder inside another: not empty, ".", ".." or with a '/'.
+func isName(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\x00")
 }
 
 func isImageID(s string) bool {

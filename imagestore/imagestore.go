@@ -185,12 +185,19 @@ type LayerMissingError struct {
 	ImageID string
 	ChainID string
 	Path    string // what is missing, relative to the file system's top
+	Inspect string // the store tool's command that shows the image, e.g. "docker image inspect desktop"
 }
 
 func (e *LayerMissingError) Error() string {
+	inspect := e.Inspect
+	if inspect == "" {
+		inspect = "the store's own tool (docker, podman or ctr)"
+	} else {
+		inspect = "`" + inspect + "`"
+	}
 	return fmt.Sprintf("image %q (%s): its layer %s is missing: %s does not exist; "+
-		"the image store looks damaged: inspect the image with the store's tool (docker, podman or ctr), and pull or build it again",
-		e.Ref, shortID(e.ImageID), shortID(e.ChainID), e.Path)
+		"the image store looks damaged: check the image with %s, and pull or build it again",
+		e.Ref, shortID(e.ImageID), shortID(e.ChainID), e.Path, inspect)
 }
 
 // Open returns the image store in the folder dir (e.g. "var/lib/docker") of the file system whose

@@ -245,7 +245,7 @@ func TestResolveErrors(t *testing.T) {
 		{"sha256:xyz", nil, `"sha256:xyz" is not an image ID`},
 		{"sha256:abc", nil, "4 to 64 lowercase hex digits"},
 		{"scratchy", nil, "has no layers (its rootfs.diff_ids is empty)"},
-		{"nocache", new(*LayerMissingError), "/cache-id does not exist; the image store looks damaged: inspect the image"},
+		{"nocache", new(*LayerMissingError), "/cache-id does not exist; the image store looks damaged: check the image with `docker image inspect nocache`"},
 		{"nosubvol", new(*LayerMissingError), "its layer " + short(chainID([]string{diffD, diffE})) + " is missing: btrfs/subvolumes/" + cacheIDFor(chainID([]string{diffD, diffE})) + " does not exist"},
 	}
 	for _, tt := range tests {

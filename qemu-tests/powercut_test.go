@@ -18,7 +18,7 @@ var powerCuts = []struct {
 }{
 	{"find root device", 0},
 	{"wait for all btrfs devices", 0},
-	{"mount btrfs top level", 0},
+	{"mount root file system", 0},
 	{"resolve image", 0},
 	{"make rw layer", 0},
 	{"make rw layer", 40 * time.Millisecond},

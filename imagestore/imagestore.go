@@ -241,9 +241,13 @@ func open(l location, o Options) (Store, error) {
 }
 
 // openDocker opens a Docker data root: its containerd image store when that has images of the
-// namespace, otherwise its graph driver store.
+// namespace, otherwise its graph driver store. dockerd runs a containerd of its own even with a
+// graph driver, for containers, so a containerd beside the data root does not mean images are
+// kept there; one that cannot be read is reported only when there is no graph store either.
 func openDocker(l location, ns string) (Store, error) {
+	graph := exists(l.sub(), "image")
 	var looked []string
+	var cErr error
 	for _, c := range []string{l.rel("containerd/daemon"), path.Join(l.dir, "../containerd")} {
 		if !fs.ValidPath(c) {
 			continue
@@ -253,16 +257,18 @@ func openDocker(l location, ns string) (Store, error) {
 			continue
 		}
 		st, err := openContainerd(location{fsys: l.fsys, host: l.host, dir: c}, ns)
-		if err != nil {
-			return nil, fmt.Errorf("Docker's containerd image store: %w", err)
+		if err == nil {
+			var images []Image
+			if images, err = st.Images(); err == nil && (len(images) > 0 || !graph) {
+				return st, nil
+			}
 		}
-		images, err := st.Images()
-		if err != nil {
-			return nil, fmt.Errorf("Docker's containerd image store: %w", err)
+		if err != nil && cErr == nil {
+			cErr = fmt.Errorf("Docker's containerd image store: %w", err)
 		}
-		if len(images) > 0 || !exists(l.sub(), "image") {
-			return st, nil
-		}
+	}
+	if !graph && cErr != nil {
+		return nil, cErr
 	}
 	drivers, err := fs.ReadDir(l.sub(), "image")
 	if errors.Is(err, fs.ErrNotExist) {

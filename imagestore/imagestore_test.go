@@ -646,3 +646,19 @@ func TestHostileMetadata(t *testing.T) {
 
 // openTest opens the store whose data root is fsys.
 func openTest(fsys fs.FS) (Store, error) { return open(location{fsys: fsys, dir: "."}, Options{}) }
+
+// dockerd keeps a containerd of its own beside a graph driver store, for containers: its
+// database, empty of images or unreadable, must not hide the graph store's images.
+func TestOpenGraphBesideDockerdsContainerd(t *testing.T) {
+	r := newFakeRoot()
+	id := r.image("2024-01-01T00:00:00Z", []string{diffA}, "ok:latest")
+	m := r.mapFS()
+	m["containerd/daemon/"+containerdMetaDB] = &fstest.MapFile{Data: []byte("not a bbolt database")}
+	store, err := openTest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, err := store.Resolve("ok"); err != nil || img.ID != id {
+		t.Errorf("Resolve(ok) = %v, %v", img.ID, err)
+	}
+}

@@ -34,27 +34,7 @@ func TestBoots(t *testing.T) {
 	t.Run("sample_image", func(t *testing.T) {
 		f := bootTestinit(t, r, "sample_image", "")
 		checkImageBooted(t, f, "sample_image")
-		t.Run("top layer applied", func(t *testing.T) {
-			for _, tc := range []struct{ name, key, want string }{
-				{"hostname", "hostname", "dockerinit-top"},
-				{"dotfile", "dotfile", "dotfile from the top layer"},
-				{"setuid file owned by 1234:1234", "setuid", "1234:1234 4755"},
-				{"xattr", "xattr", "top"},
-				{"symlink", "symlink", "link-a"},
-				{"empty directory", "emptydir", "directory 0"},
-				{"mtime", "mtime", "981173106"}, // 2001-02-03 04:05:06 UTC
-				{"whiteout deletes /etc/motd", "motd", "absent"},
-			} {
-				t.Run(tc.name, func(t *testing.T) { expectFact(t, f, tc.key, tc.want) })
-			}
-			t.Run("hardlink pair", func(t *testing.T) {
-				v := one(t, f, "hardlink")
-				fields := strings.Fields(v)
-				if len(fields) != 4 || fields[0] != fields[2] || fields[1] != "2" || fields[3] != "2" {
-					t.Errorf("stat -c '%%i %%h' link-a link-b = %q, want one inode number twice, each with 2 links", v)
-				}
-			})
-		})
+		checkTopLayer(t, f)
 		t.Run("rw layer is fresh", func(t *testing.T) {
 			expectFact(t, f, "previous", "absent")
 			expectFact(t, f, "written", "ok")
@@ -211,8 +191,43 @@ func bootTestinit(t *testing.T, r *rig, name, extra string) map[string][]string 
 	return runTestinit(t, startVM(t, name, r, cmdline))
 }
 
+// checkTopLayer checks that every kind of entry of the fixture's top layer (fixture.sh's
+// make_toplayer) made it into the booted root.
+func checkTopLayer(t *testing.T, f map[string][]string) {
+	t.Helper()
+	t.Run("top layer applied", func(t *testing.T) {
+		for _, tc := range []struct{ name, key, want string }{
+			{"hostname", "hostname", "dockerinit-top"},
+			{"dotfile", "dotfile", "dotfile from the top layer"},
+			{"setuid file owned by 1234:1234", "setuid", "1234:1234 4755"},
+			{"xattr", "xattr", "top"},
+			{"symlink", "symlink", "link-a"},
+			{"empty directory", "emptydir", "directory 0"},
+			{"mtime", "mtime", "981173106"}, // 2001-02-03 04:05:06 UTC
+			{"whiteout deletes /etc/motd", "motd", "absent"},
+		} {
+			t.Run(tc.name, func(t *testing.T) { expectFact(t, f, tc.key, tc.want) })
+		}
+		t.Run("hardlink pair", func(t *testing.T) {
+			v := one(t, f, "hardlink")
+			fields := strings.Fields(v)
+			if len(fields) != 4 || fields[0] != fields[2] || fields[1] != "2" || fields[3] != "2" {
+				t.Errorf("stat -c '%%i %%h' link-a link-b = %q, want one inode number twice, each with 2 links", v)
+			}
+		})
+	})
+}
+
 // checkImageBooted checks that testinit of image ran on the rw layer and boot.json names the image.
 func checkImageBooted(t *testing.T, f map[string][]string, image string) {
+	t.Helper()
+	checkBootedFrom(t, f, image, "btrfs snapshot")
+}
+
+// checkBootedFrom checks that testinit of image ran on the rw layer made as rootKind says (a
+// "btrfs snapshot" mounted with subvol=, or an "overlayfs" whose upper folder is in the rw layer)
+// and that boot.json names the image and how its root was made.
+func checkBootedFrom(t *testing.T, f map[string][]string, image, rootKind string) {
 	t.Helper()
 	t.Run("init ran on the rw layer", func(t *testing.T) {
 		expectFact(t, f, "image", image)
@@ -221,12 +236,16 @@ func checkImageBooted(t *testing.T, f map[string][]string, image string) {
 			t.Fatalf("lines for / in /proc/mounts: %q, want exactly one", mounts)
 		}
 		fields := strings.Fields(mounts[0])
-		if len(fields) < 4 || fields[2] != "btrfs" {
-			t.Fatalf("root mount %q, want btrfs", mounts[0])
+		want, option := "btrfs", "subvol=/docker_rwlayer"
+		if rootKind == "overlayfs" {
+			want, option = "overlay", "upperdir=/mnt/top/docker_rwlayer/upper"
+		}
+		if len(fields) < 4 || fields[2] != want {
+			t.Fatalf("root mount %q, want %s", mounts[0], want)
 		}
 		opts := strings.Split(fields[3], ",")
-		if !slices.Contains(opts, "rw") || !slices.Contains(opts, "subvol=/docker_rwlayer") {
-			t.Errorf("root mount options %q, want rw and subvol=/docker_rwlayer", fields[3])
+		if !slices.Contains(opts, "rw") || !slices.Contains(opts, option) {
+			t.Errorf("root mount options %q, want rw and %s", fields[3], option)
 		}
 	})
 	t.Run("boot.json", func(t *testing.T) {
@@ -243,6 +262,9 @@ func checkImageBooted(t *testing.T, f map[string][]string, image string) {
 		}
 		if r.Image != image || !strings.HasPrefix(r.ImageID, "sha256:") || r.RWLayer != "docker_rwlayer" {
 			t.Errorf("boot.json says image %q (%s), rw layer %q; want %s on docker_rwlayer", r.Image, r.ImageID, r.RWLayer, image)
+		}
+		if r.RootKind != rootKind || r.Store == "" {
+			t.Errorf("boot.json says the root is a %q from %q, want a %s from the store", r.RootKind, r.Store, rootKind)
 		}
 		if r.TotalMS <= 0 || len(r.Steps) < 8 {
 			t.Errorf("boot.json: total %v ms over %d steps; want the time of every step", r.TotalMS, len(r.Steps))

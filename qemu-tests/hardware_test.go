@@ -85,7 +85,7 @@ func TestHardware(t *testing.T) {
 			// The two virtio disks probe in parallel (async_probe), so either may be vda.
 			rootDev: "/dev/vd[ab]",
 			check: func(t *testing.T, f map[string][]string, v *vm) {
-				checkTopLayer(t, f, v)
+				checkHostname(t, f, v)
 				for _, devid := range []string{"1", "2"} {
 					if !seen(v, `BTRFS: device .*devid `+devid+` .*/dev/vd[ab] scanned by init`) {
 						t.Errorf("the kernel never said RAID1 member devid %s was registered by the initramfs; its btrfs lines:\n%s",
@@ -126,8 +126,8 @@ func TestHardware(t *testing.T) {
 	})
 }
 
-// checkTopLayer checks that the fixture's own top layer was applied.
-func checkTopLayer(t *testing.T, f map[string][]string, _ *vm) {
+// checkHostname checks that the fixture's own top layer was applied.
+func checkHostname(t *testing.T, f map[string][]string, _ *vm) {
 	t.Helper()
 	expectFact(t, f, "hostname", "dockerinit-top")
 }

@@ -3,9 +3,10 @@ package boot
 import (
 	"bytes"
 	"errors"
-	"github.com/dockerinit/dockerinit/internal/safego"
 	"strings"
 	"testing"
+
+	"github.com/dockerinit/dockerinit/internal/safego"
 )
 
 // stubSequence is a Sequence over the given steps, logging to log.

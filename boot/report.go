@@ -1,0 +1,34 @@
+package boot
+
+// The boot report: what booted and how long each step took, for `dockerinit status`.
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dockerinit/dockerinit/status"
+)
+
+func (s *Sequence) writeReport() error {
+	var uts unix.Utsname
+	_ = unix.Uname(&uts)
+	r := &s.report
+	r.Image, r.ImageID, r.ImageNames, r.Created = s.p.Image, s.img.ID, s.img.Names, s.img.Created
+	r.ChainID, r.Layer, r.RWLayer, r.DockerPath = s.img.ChainID, s.img.Layer, s.p.RWLayer, s.p.DockerPath
+	r.Store, r.RootKind, r.Layers = s.store.Kind(), s.img.Root.Kind.String(), len(s.img.Root.Layers)
+	r.RootDevice, r.RootSpec, r.Init = s.dev.Path, s.p.Root.Device, s.p.Init
+	r.Kernel = unix.ByteSliceToString(uts.Release[:])
+	r.TotalMS = ms(time.Since(s.start)) // the file is written by the last step, before Run's total
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(status.BootJSON), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(status.BootJSON, append(data, '\n'), 0o644)
+}

@@ -147,9 +147,12 @@ make_toplayer() {
 
 # list_stores prints the fingerprint of the stores under the disk's top $1: every path of every
 # store root there is, with type, mode, owner, size, mtime and link target (as fixture.sh's
-# list_store), then the sha256 of every metadata file: the bbolt databases (*.db), the JSON files
-# (podman's overlay-images/images.json..., Docker's repositories.json) and Docker's image/ tree
-# (imagedb, layerdb). Layer contents are covered by the listing, not hashed: that stays fast.
+# list_store), then the sha256 of every metadata file: the bbolt databases (*.db: containerd's
+# meta.db and snapshotter metadata.db, podman's bolt_state.db, Docker's own), the JSON files,
+# Docker's image/ tree (imagedb, layerdb), containers/storage's *-images/ and *-layers/ (images.json,
+# layers.json, big data, tar-split) and containerd's content blobs of at most 1 MiB (indexes,
+# manifests, configs). Layer contents and layer tarballs are covered by the listing, not hashed:
+# that stays fast (a second or two).
 list_stores() {
 	local top=$1 roots=() r
 	for r in $STORE_ROOTS; do
@@ -159,7 +162,9 @@ list_stores() {
 	(
 		cd "$top"
 		find "${roots[@]}" -printf '%p %y %#m %U:%G %s %T@ %l\n' | LC_ALL=C sort
-		find "${roots[@]}" -type f \( -name '*.db' -o -name '*.json' -o -path 'var/lib/docker/image/*' \) \
+		find "${roots[@]}" -type f \( -name '*.db' -o -name '*.json' -o -path 'var/lib/docker/image/*' \
+			-o -path 'var/lib/containers/storage/*-images/*' -o -path 'var/lib/containers/storage/*-layers/*' \
+			-o \( -path '*/io.containerd.content.v1.content/blobs/*' -size -1025k \) \) \
 			-print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum
 	)
 }
@@ -342,7 +347,9 @@ start_dockerd() {
 	wait_up dockerd "$log_file" "$DOCKER" version
 }
 
-# wait_up waits until COMMAND... succeeds, while daemon NAME (pid $daemon_pid... see callers) lives.
+# wait_up waits until COMMAND... succeeds, while daemon NAME (containerd: $containerd_pid, dockerd:
+# $dockerd_pid) lives; LOG is its log, tailed if it does not come up.
+# usage: wait_up NAME LOG COMMAND...
 wait_up() {
 	local name=$1 log_file=$2 pid
 	shift 2

@@ -7,13 +7,11 @@ package bootloader
 import (
 	"fmt"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
 
-	"github.com/distribution/reference"
-
 	"github.com/dockerinit/dockerinit/bootparam"
+	"github.com/dockerinit/dockerinit/imagestore"
 )
 
 // Kind is a boot manager.
@@ -112,34 +110,15 @@ func ImageSlug(ref string) (string, error) {
 	return slug, err
 }
 
-var (
-	imageIDRef = regexp.MustCompile(`^(sha256:)?([0-9a-f]{64})$`)
-	shortIDRef = regexp.MustCompile(`^sha256:([0-9a-f]{4,63})$`)
-	unsafeSlug = regexp.MustCompile(`[^a-z0-9._]+`)
-)
-
-// imageName returns how a menu shows ref (name:tag, or the image ID cut to 12 digits) and a
-// file-name-safe form of it.
+// imageName returns how a menu shows ref (name:tag, or "image sha256:" and the image ID or ID
+// prefix cut to 12 digits; a bare hex prefix such as 4f1c0e2a counts as an ID prefix) and a
+// file-name-safe form of it; see imagestore.Reference.
 func imageName(ref string) (name, slug string, err error) {
-	if m := imageIDRef.FindStringSubmatch(ref); m != nil {
-		return "image sha256:" + m[2][:12], "sha256-" + m[2][:12], nil
-	}
-	if m := shortIDRef.FindStringSubmatch(ref); m != nil {
-		short := m[1][:min(12, len(m[1]))]
-		return "image sha256:" + short, "sha256-" + short, nil
-	}
-	named, err := reference.ParseNormalizedNamed(ref)
+	r, err := imagestore.ParseReference(ref)
 	if err != nil {
-		return "", "", fmt.Errorf("image %q: %w (want name[:tag], name@sha256:..., or an image ID sha256:...)", ref, err)
+		return "", "", err
 	}
-	name = reference.FamiliarString(reference.TagNameOnly(named))
-	slug = strings.Trim(unsafeSlug.ReplaceAllString(strings.ToLower(name), "-"), "-")
-	if d, ok := named.(reference.Digested); ok {
-		// name@sha256:<64 hex> would make an unreadably long file name.
-		slug = strings.Trim(unsafeSlug.ReplaceAllString(strings.ToLower(reference.FamiliarName(named)), "-"), "-") +
-			"-" + d.Digest().Encoded()[:12]
-	}
-	return name, slug, nil
+	return r.Familiar(), r.Slug(), nil
 }
 
 // withImage sets docker_image=ref on cmdline, replacing any other, before a "--" that starts

@@ -35,6 +35,8 @@ func TestImageEntry(t *testing.T) {
 			wantID: "dockerinit-sha256-0123456789ab", wantTitle: "dockerinit image sha256:0123456789ab", wantCmdline: "rw docker_image=" + id},
 		{name: "short image ID", ref: "sha256:abcd12", cmdline: "rw",
 			wantID: "dockerinit-sha256-abcd12", wantTitle: "dockerinit image sha256:abcd12", wantCmdline: "rw docker_image=sha256:abcd12"},
+		{name: "bare ID prefix", ref: "4f1c0e2a", cmdline: "rw", // was titled 4f1c0e2a:latest
+			wantID: "dockerinit-sha256-4f1c0e2a", wantTitle: "dockerinit image sha256:4f1c0e2a", wantCmdline: "rw docker_image=4f1c0e2a"},
 		{name: "digest", ref: "desktop@sha256:" + id, cmdline: "rw",
 			wantID: "dockerinit-desktop-0123456789ab", wantTitle: "dockerinit desktop@sha256:" + id, wantCmdline: "rw docker_image=desktop@sha256:" + id},
 		{name: "docker_image of the command line replaced", ref: "b", cmdline: `docker_image=a rw foo="x y"`,
@@ -42,6 +44,7 @@ func TestImageEntry(t *testing.T) {
 		{name: "before init's arguments", ref: "b", cmdline: "rw -- single",
 			wantID: "dockerinit-b-latest", wantTitle: "dockerinit b:latest", wantCmdline: "rw docker_image=b -- single"},
 		{name: "bad reference", ref: "Desktop!", wantErr: `image "Desktop!"`},
+		{name: "bad image ID", ref: "sha256:latest", wantErr: `image "sha256:latest" is not an image ID`}, // was the repository sha256
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, err := ImageEntry(tc.ref, btrfs, "/boot/dockerinit/x", tc.cmdline)

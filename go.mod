@@ -10,6 +10,7 @@ require (
 	github.com/pierrec/lz4/v4 v4.1.26
 	github.com/u-root/u-root v0.16.0
 	github.com/ulikunitz/xz v0.5.15
+	go.etcd.io/bbolt v1.4.3
 	golang.org/x/sys v0.49.0
 	mvdan.cc/sh/v3 v3.11.0
 )

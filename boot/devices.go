@@ -12,14 +12,12 @@ import (
 	"time"
 
 	"github.com/dockerinit/dockerinit/blockdev"
+	"github.com/dockerinit/dockerinit/bootparam"
 	"github.com/dockerinit/dockerinit/internal/safego"
 )
 
-func (s *Sequence) findDevice(spec string) (blockdev.Device, error) {
-	sp, err := blockdev.ParseSpec(spec)
-	if err != nil {
-		return blockdev.Device{}, err
-	}
+// findDevice waits for the device sp names, parsed by bootparam.
+func (s *Sequence) findDevice(sp blockdev.Spec) (blockdev.Device, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.p.Timeout)
 	defer cancel()
 	d, err := blockdev.Find(ctx, sp)
@@ -87,13 +85,15 @@ func (s *Sequence) finishLinks() error {
 	if r.err != nil {
 		s.log.Warnf("/dev/disk links: %v", r.err)
 	}
-	for _, m := range []struct{ key, spec string }{{"root", s.p.Root.Device}, {"toplayer", s.p.TopLayer.Device}} {
-		sp, err := blockdev.ParseSpec(m.spec)
-		if m.spec == "" || err != nil || r.devs == nil {
+	for _, m := range []struct {
+		key string
+		dev bootparam.Mount
+	}{{"root", s.p.Root}, {"toplayer", s.p.TopLayer.Mount}} {
+		if m.dev.Device == "" || r.devs == nil {
 			continue // no such device, or reported where it was looked for
 		}
-		if err := blockdev.Unique(sp, r.devs); err != nil {
-			return fmt.Errorf("%s=%s: %w", m.key, m.spec, err)
+		if err := blockdev.Unique(m.dev.Spec, r.devs); err != nil {
+			return fmt.Errorf("%s=%s: %w", m.key, m.dev.Device, err)
 		}
 	}
 	return nil
@@ -101,7 +101,7 @@ func (s *Sequence) finishLinks() error {
 
 func (s *Sequence) findRoot() error {
 	t0 := time.Now()
-	dev, err := s.findDevice(s.p.Root.Device)
+	dev, err := s.findDevice(s.p.Root.Spec)
 	if err != nil {
 		return fmt.Errorf("root=%s: %w", s.p.Root.Device, err)
 	}

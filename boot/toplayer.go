@@ -23,7 +23,7 @@ func (s *Sequence) applyTopLayer() error {
 	base := topLevelDir
 	sameDevice := tl.Device == "" || tl.Device == s.p.Root.Device
 	if !sameDevice {
-		dev, err := s.findDevice(tl.Device)
+		dev, err := s.findDevice(tl.Spec)
 		if err != nil {
 			return s.topLayerMissing(fmt.Errorf("toplayer=%s: %w", tl.Device, err))
 		}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/dockerinit/dockerinit/blockdev"
 )
 
 // Defaults for what neither the command line nor the configuration gives.
@@ -38,9 +40,10 @@ type Params struct {
 
 // Mount is a file system to mount.
 type Mount struct {
-	Device string // "LABEL=linux", "UUID=...", "PARTUUID=...", "/dev/sda2", ...
-	FSType string // empty = detect
-	Flags  string // mount data, comma separated
+	Device string        // "LABEL=linux", "UUID=...", "PARTUUID=...", "/dev/sda2", ... as given
+	Spec   blockdev.Spec // Device parsed; zero when Device is empty
+	FSType string        // empty = detect
+	Flags  string        // mount data, comma separated
 }
 
 // TopLayer is the per-machine folder laid over the new root.
@@ -101,7 +104,7 @@ func Resolve(cfg Config, legacyImage string, cmdline string) (Params, error) {
 		r.fail(fstype, "the image store's file system must be one of "+strings.Join(RootFSTypes, ", "),
 			"give rootfstype=btrfs, ext4 or xfs, or leave it out: the type is detected")
 	}
-	p.Root = Mount{Device: root.value, FSType: fstype.value}
+	p.Root = Mount{Device: root.value, FSType: fstype.value, Spec: r.device(root)}
 	p.ReadOnly = r.readOnly()
 
 	flags := r.pick("rootflags", "root.flags", cfg.Root.Flags)
@@ -296,6 +299,19 @@ func (r *resolver) relPath(s setting, what, fix string) string {
 	return v
 }
 
+// device parses a device setting once, here, so that a malformed one is reported with the other
+// parameter problems, at boot and by mkbootimg's check; empty stays the zero Spec.
+func (r *resolver) device(s setting) blockdev.Spec {
+	if s.value == "" {
+		return blockdev.Spec{}
+	}
+	sp, err := blockdev.ParseSpec(s.value)
+	if err != nil {
+		r.fail(s, err.Error(), "name the device as blkid prints it")
+	}
+	return sp
+}
+
 // validNamespace checks a containerd namespace as containerd's identifiers package does.
 func validNamespace(s string) bool {
 	if s == "" || len(s) > 76 {
@@ -343,9 +359,10 @@ func (r *resolver) topLayer(cfg TopLayerConfig, root Mount) TopLayer {
 	default:
 		t.Path = r.relPath(dir, "the top layer folder", "give the folder relative to the top layer device's root, e.g. toplayer_path=boot_docker")
 	}
+	t.Spec = r.device(dev)
 	// Most machines keep the top layer on the root file system.
 	if t.Path != "" && t.Device == "" {
-		t.Device = root.Device
+		t.Device, t.Spec = root.Device, root.Spec
 		if t.FSType == "" {
 			t.FSType = root.FSType
 		}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dockerinit/dockerinit/blockdev"
 )
 
 const tutorial = "root=LABEL=linux rootflags=subvol=docker_rwlayer rw docker_path=docker toplayer=LABEL=linux toplayer_path=boot_docker"
@@ -211,6 +213,8 @@ func TestResolve(t *testing.T) {
 			if tt.want.Namespace == "" {
 				tt.want.Namespace = DefaultNamespace
 			}
+			tt.want.Root.Spec = mustSpec(t, tt.want.Root.Device)
+			tt.want.TopLayer.Spec = mustSpec(t, tt.want.TopLayer.Device)
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Resolve(%q)\n got %+v\nwant %+v", tt.cmdline, got, tt.want)
 			}
@@ -237,6 +241,16 @@ func TestResolveErrors(t *testing.T) {
 			name:    "empty root device",
 			cmdline: ok + " root=",
 			want:    []want{{"root", `boot parameter root="" (from kernel command line): no root device is given`}},
+		},
+		{
+			name:    "malformed devices, with the other problems",
+			cmdline: ok + " root=FOO toplayer=WWN=1 toplayer_path=t rootfstype=zfs dockerinit.namespace=-x",
+			want: []want{
+				{"rootfstype", `must be one of btrfs, ext4, xfs`},
+				{"root", `boot parameter root="FOO" (from kernel command line): device "FOO": not a device spec`},
+				{"dockerinit.namespace", `a containerd namespace is letters and digits`},
+				{"toplayer", `device "WWN=1": unknown kind "WWN"`},
+			},
 		},
 		{
 			name:    "no subvol",
@@ -458,4 +472,17 @@ func FuzzResolve(f *testing.F) {
 			t.Fatalf("rootflags %q still hold subvol", p.Root.Flags)
 		}
 	})
+}
+
+// mustSpec is the parsed form of a device the test gives, zero for none.
+func mustSpec(t *testing.T, dev string) blockdev.Spec {
+	t.Helper()
+	if dev == "" {
+		return blockdev.Spec{}
+	}
+	sp, err := blockdev.ParseSpec(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
 }

@@ -37,12 +37,13 @@ type graphStore struct {
 // catalog is what the stores that index images by ID share: the names and IDs Resolve looks a
 // reference up in, Resolve and Images themselves, and Dirs.
 type catalog struct {
-	loc   location
-	fsys  fs.FS               // the store's folder
-	store string              // the store as messages name it, e.g. "the Docker data root /var/lib/docker"
-	refs  map[string]string   // reference -> image ID: canonical (parseDockerRef), or as written where it does not parse
-	names map[string][]string // image ID -> familiar names, sorted
-	ids   []string            // every image ID, sorted
+	loc     location
+	fsys    fs.FS               // the store's folder
+	store   string              // the store as messages name it, e.g. "the Docker data root /var/lib/docker"
+	refs    map[string]string   // reference -> image ID: canonical (parseDockerRef), or as written where it does not parse
+	names   map[string][]string // image ID -> familiar names, sorted
+	ids     []string            // every image ID, sorted
+	inspect string              // the store tool's command that shows an image, e.g. "docker image inspect"
 	// localFirst looks a name without a registry up under localhost/ before Docker Hub, as podman
 	// resolves a short name to a local image.
 	localFirst bool
@@ -74,7 +75,7 @@ func openGraph(l location, driver, layers string) (*graphStore, error) {
 func newGraph(l location, driver string, root func(cacheID string) (Root, error)) (*graphStore, error) {
 	fsys := l.sub()
 	s := &graphStore{driver: driver, dir: "image/" + driver, root: root, catalog: catalog{
-		loc: l, fsys: fsys, store: "the Docker data root " + l.shown(), refs: map[string]string{}, names: map[string][]string{}}}
+		loc: l, fsys: fsys, store: "the Docker data root " + l.shown(), inspect: "docker image inspect", refs: map[string]string{}, names: map[string][]string{}}}
 	s.image = s.load
 	if err := s.readRepositories(); err != nil {
 		return nil, err
@@ -149,7 +150,7 @@ func (c *catalog) Resolve(ref string) (Image, error) {
 	}
 	img, err := c.image(id)
 	if lm := (*LayerMissingError)(nil); errors.As(err, &lm) {
-		lm.Ref, lm.Inspect = ref, "docker image inspect "+ref
+		lm.Ref, lm.Inspect = ref, c.inspect+" "+ref
 		return Image{}, lm
 	}
 	if err != nil {
@@ -161,7 +162,7 @@ func (c *catalog) Resolve(ref string) (Image, error) {
 	}
 	for _, p := range img.Root.Paths() {
 		if fi, err := fs.Stat(c.fsys, p); err != nil || !fi.IsDir() {
-			return Image{}, &LayerMissingError{Ref: ref, ImageID: id, ChainID: img.ChainID, Path: c.loc.rel(p)}
+			return Image{}, &LayerMissingError{Ref: ref, ImageID: id, ChainID: img.ChainID, Path: c.loc.rel(p), Inspect: c.inspect + " " + ref}
 		}
 	}
 	img.Layer = c.loc.rel(img.Layer)

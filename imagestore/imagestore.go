@@ -1,11 +1,12 @@
-// Package imagestore owns reading a Docker data root: it resolves an image
-// reference (name:tag, name@digest, image ID or ID prefix) to the image's
-// top layer, the file system dockerinit boots. It only reads.
+// Package imagestore owns reading image stores: it resolves an image reference (name:tag,
+// name@digest, image ID or ID prefix) to where the image's layers are on disk and how a root is
+// made from them (Root: a btrfs subvolume to snapshot, or layers to stack with overlayfs). It
+// only reads.
 //
-// Store is the interface; each Docker storage backend is one
-// implementation. Only the btrfs graph driver exists now, where the top
-// layer's subvolume holds the whole root file system; overlay2 or a
-// containerd snapshotter would add an implementation and be picked by Open.
+// Store is the interface; each store is one backend, picked by Open from what the folder holds:
+// Docker's graph drivers (graph.go: btrfs; overlay2.go), containerd with its btrfs and overlayfs
+// snapshotters, Docker's containerd image store among them (containerd.go), and
+// containers-storage with its overlay and btrfs drivers (storage.go).
 package imagestore
 
 import (
@@ -109,10 +110,14 @@ type location struct {
 	dir  string
 }
 
-// sub is the store's folder as an fs.FS.
+// sub is the store's folder as an fs.FS. On this machine it is an os.DirFS of its own: fs.Sub's
+// wrapper has no Stat, and a Stat that opens the file blocks on a fifo (see smallfile.Read).
 func (l location) sub() fs.FS {
 	if l.dir == "." {
 		return l.fsys
+	}
+	if l.host != "" {
+		return os.DirFS(filepath.Join(l.host, filepath.FromSlash(l.dir)))
 	}
 	sub, err := fs.Sub(l.fsys, l.dir)
 	if err != nil { // only for an invalid dir, which Open refuses first
@@ -232,7 +237,9 @@ func open(l location, o Options) (Store, error) {
 		return openContainerd(l, o.Namespace)
 	case isContainersStorage(sub):
 		return openContainersStorage(l)
-	case exists(sub, "image") || exists(sub, "containerd"):
+	case exists(sub, "image") || exists(sub, "containerd") || beside(l, "containerd", containerdMetaDB):
+		// A Docker data root; dockerd 26 and later with the system's containerd
+		// (var/lib/containerd) keep neither of the two folders in it.
 		return openDocker(l, o.Namespace)
 	}
 	return nil, fmt.Errorf("%w: %s has no image/ folder (a Docker data root), io.containerd.metadata.v1.bolt (a containerd root) "+
@@ -248,7 +255,7 @@ func openDocker(l location, ns string) (Store, error) {
 	graph := exists(l.sub(), "image")
 	var looked []string
 	var cErr error
-	for _, c := range []string{l.rel("containerd/daemon"), path.Join(l.dir, "../containerd")} {
+	for _, c := range []string{l.rel("containerd/daemon"), path.Join(l.dir, "..", "containerd")} {
 		if !fs.ValidPath(c) {
 			continue
 		}
@@ -286,7 +293,11 @@ func openDocker(l location, ns string) (Store, error) {
 		// btrfs first (ReadDir sorts): a data root that had both boots what btrfs holds.
 		switch d.Name() {
 		case "btrfs":
-			return openGraph(l, "btrfs", "btrfs/subvolumes")
+			st, err := openGraph(l, "btrfs", "btrfs/subvolumes")
+			if err != nil {
+				return nil, err // not a Store holding a nil *graphStore
+			}
+			return st, nil
 		case "overlay2":
 			return openOverlay2(l)
 		}
@@ -296,6 +307,12 @@ func openDocker(l location, ns string) (Store, error) {
 		return nil, fmt.Errorf("%w: %s holds no storage driver folder; has Docker ever run on it?", ErrNotStore, l.rel("image"))
 	}
 	return nil, &UnsupportedError{Store: "the Docker data root " + l.shown(), Found: found, Fix: unsupportedFix}
+}
+
+// beside reports whether the folder next to the store's, dir/../sibling, holds name.
+func beside(l location, sibling, name string) bool {
+	p := path.Join(l.dir, "..", sibling, name)
+	return fs.ValidPath(p) && exists(l.fsys, p)
 }
 
 // exists reports whether name exists in fsys.

@@ -18,7 +18,9 @@ const (
 	startMarker  = "DITEST start uptime="
 	bootJSONMark = "DITEST bootjson "
 	// rootFound is dockerinit's line "dockerinit: root device /dev/vda (LABEL=linux) found after 319ms".
-	rootFound      = "dockerinit: root device "
+	rootFound = "dockerinit: root device "
+	// firstLine starts every line dockerinit writes to the kernel log.
+	firstLine      = "dockerinit: "
 	rootFoundAfter = " found after "
 )
 
@@ -37,6 +39,9 @@ func ParseBoot(console []byte) (Boot, error) {
 	var rootDev string
 	for line := range strings.Lines(string(console)) {
 		line = strings.TrimRight(line, "\r\n")
+		if haveRun && b.FirstLineS == 0 && strings.Contains(line, firstLine) {
+			b.FirstLineS, _ = printkStamp(line)
+		}
 		switch {
 		case rootDev == "" && strings.Contains(line, rootFound) && strings.Contains(line, rootFoundAfter):
 			rootDev, b.RootFoundS, b.RootWaitS = parseRootFound(line)

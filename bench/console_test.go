@@ -39,7 +39,14 @@ func TestParseBoot(t *testing.T) {
 		errText string // else a part of the error
 	}{
 		{name: "dockerinit with boot.json", console: oursConsole,
-			want: Boot{RunInitS: 2.75877, RealInitS: 5.23, Steps: []Step{{"load modules", 1730.5}, {"make rw layer", 68.2}}}},
+			want: Boot{RunInitS: 2.75877, RealInitS: 5.23, FirstLineS: 2.90325, Steps: []Step{{"load modules", 1730.5}, {"make rw layer", 68.2}}}},
+		{name: "first dockerinit line is the first after Run /init", console: "[ 0.5] dockerinit: an earlier boot's echo\n" +
+			"[ 1.0] Run /init as init process\n[ 1.1] virtio_blk virtio0: [vda]\n[ 1.2] dockerinit: booting image x\n" +
+			"[ 1.3] dockerinit: root device /dev/vda (LABEL=linux) found after 50ms\nDITEST start uptime=3\n",
+			want: Boot{RunInitS: 1.0, RealInitS: 3, FirstLineS: 1.2, RootFoundS: 1.3, RootWaitS: 0.05, DiskS: 1.1}},
+		{name: "the first line is the root device line", console: "[ 1.0] Run /init as init process\n" +
+			"[ 1.3] dockerinit: root device /dev/vda (LABEL=linux) found after 50ms\nDITEST start uptime=3\n",
+			want: Boot{RunInitS: 1.0, RealInitS: 3, FirstLineS: 1.3, RootFoundS: 1.3, RootWaitS: 0.05}},
 		{name: "initramfs-tools without boot.json", console: theirConsole, want: Boot{RunInitS: 1.9, RealInitS: 9.87}},
 		{name: "marker after kernel noise on one line", console: "[ 1.5] Run /init as init process\n[ 2.0] random: crng initDITEST start uptime=4.5\n",
 			want: Boot{RunInitS: 1.5, RealInitS: 4.5}},

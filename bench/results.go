@@ -44,13 +44,15 @@ type Version struct {
 
 // Initrd is one initramfs generator's figures.
 type Initrd struct {
-	Name      string    `json:"name"`  // "dockerinit (generic)", "initramfs-tools", "dracut"
+	Name      string    `json:"name"`  // "dockerinit (generic)", "initramfs-tools", "dracut", "floor"
 	Ours      bool      `json:"ours"`  // built by mkbootimg
 	Build     string    `json:"build"` // the command that was timed
 	SizeBytes int64     `json:"size_bytes"`
 	Parts     []Part    `json:"parts,omitempty"` // its content, uncompressed, by kind
 	BuildS    []float64 `json:"build_s"`         // one wall-clock build time per run
 	Boots     []Boot    `json:"boots,omitempty"` // none when it was not booted
+	// Floor marks the bench's own minimal /init (bench/floor): the least any initramfs must do.
+	Floor bool `json:"floor,omitempty"`
 }
 
 // Part is one kind of content of an initramfs, uncompressed.
@@ -64,6 +66,10 @@ type Part struct {
 type Boot struct {
 	RunInitS  float64 `json:"run_init_s"`  // the kernel's "Run /init as init process"
 	RealInitS float64 `json:"real_init_s"` // the image's init started
+	// FirstLineS is the time stamp of dockerinit's first console line ("dockerinit: ..."): from
+	// RunInitS to it is Go's start-up, package init and what PID 1 does before it says anything;
+	// 0 for other initramfs generators.
+	FirstLineS float64 `json:"first_line_s,omitempty"`
 	// Steps are dockerinit's own per-step durations from boot.json; other initramfs
 	// generators do not report any.
 	Steps []Step `json:"steps,omitempty"`
@@ -138,6 +144,15 @@ func MedianBoot(boots []Boot) (Boot, bool) {
 		return 0
 	})
 	return s[(len(s)-1)/2], true
+}
+
+// StartupS is the time from the kernel running /init to dockerinit's first console line; 0 when
+// the console had no such line.
+func (b Boot) StartupS() float64 {
+	if b.FirstLineS == 0 {
+		return 0
+	}
+	return b.FirstLineS - b.RunInitS
 }
 
 // bootMedians returns the medians of the initramfs time and of the kernel start to real init.

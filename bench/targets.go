@@ -10,30 +10,49 @@ import (
 // Baseline names the initramfs generator the targets are set against: Debian's own.
 const Baseline = "initramfs-tools"
 
-// Ratio is one target: our figure over the baseline's, which must not exceed Max.
+// Ratio is one target: our figure over the comparison's, which must not exceed Max; or, for a
+// Limit, our figure itself, which must not exceed Max in Unit.
 type Ratio struct {
 	Metric string
 	Ours   float64
 	Theirs float64
 	Unit   string
 	Max    float64
+	// Limit: Max bounds Ours itself, there is nothing to compare with.
+	Limit bool
 	// Why says, for a target missed or not measured, by how much and why, from the figures.
 	Why string
+	// Finding is what the figures say about the target itself, missed or met: a floor that
+	// already misses it.
+	Finding string
 }
 
-// Measured reports whether both figures exist.
-func (r Ratio) Measured() bool { return r.Ours > 0 && r.Theirs > 0 }
+// Measured reports whether both figures exist (ours alone for a Limit).
+func (r Ratio) Measured() bool { return r.Ours > 0 && (r.Limit || r.Theirs > 0) }
 
-// Value is Ours/Theirs; 0 when not measured.
+// Value is Ours/Theirs, or Ours for a Limit; 0 when not measured.
 func (r Ratio) Value() float64 {
-	if !r.Measured() {
+	switch {
+	case !r.Measured():
 		return 0
+	case r.Limit:
+		return r.Ours
 	}
 	return r.Ours / r.Theirs
 }
 
 // Met reports whether the target was measured and reached.
 func (r Ratio) Met() bool { return r.Measured() && r.Value() <= r.Max }
+
+// floor returns the floor's initramfs, nil when it was not built.
+func (res Results) floor() *Initrd {
+	for i := range res.Initrds {
+		if res.Initrds[i].Floor {
+			return &res.Initrds[i]
+		}
+	}
+	return nil
+}
 
 // pair returns our main initramfs (the first one mkbootimg built) and the baseline's.
 func (res Results) pair() (ours, base *Initrd) {
@@ -63,10 +82,14 @@ func (res Results) copyCase(sameFS bool) *CopyCase {
 func (res Results) Targets() []Ratio {
 	ours, base := res.pair()
 	var out []Ratio
+	floor := res.floor()
 	add := func(r Ratio, why func(r Ratio) string) {
 		switch {
 		case !r.Measured():
-			r.Why = "not measured: " + cmp.Or(missingWhat(r, ours, base), "a figure is missing") + " (see the notes)"
+			r.Why = "not measured: " + cmp.Or(missingWhat(r, ours, base, floor), "a figure is missing") + " (see the notes)"
+		case !r.Met() && r.Limit:
+			r.Why = fmt.Sprintf("missed by %.0f%% (%s against at most %s): %s",
+				(r.Value()/r.Max-1)*100, figure(r.Ours, r.Unit), figure(r.Max, r.Unit), why(r))
 		case !r.Met():
 			r.Why = fmt.Sprintf("missed by %.0f%% (%.3f against at most %.2f): %s",
 				(r.Value()/r.Max-1)*100, r.Value(), r.Max, why(r))
@@ -88,7 +111,26 @@ func (res Results) Targets() []Ratio {
 	}
 	add(size, func(Ratio) string { return sizeWhy(ours, base) })
 	add(build, func(Ratio) string { return buildWhy(ours, base) })
+	boot.Finding = floorFinding(floor, base, boot.Max)
 	add(boot, func(Ratio) string { return bootWhy(ours) })
+
+	vsFloor := Ratio{Metric: `"Run /init" to real init (vs floor)`, Unit: "s", Max: 1.15}
+	startup := Ratio{Metric: `"Run /init" to dockerinit's first line (Go start-up)`, Unit: "ms", Max: 50, Limit: true}
+	if ours != nil {
+		vsFloor.Ours = boot.Ours
+		var st []float64
+		for _, b := range ours.Boots {
+			if s := b.StartupS(); s > 0 {
+				st = append(st, s*1000)
+			}
+		}
+		startup.Ours = Median(st)
+	}
+	if floor != nil {
+		vsFloor.Theirs, _ = bootMedians(floor.Boots)
+	}
+	add(vsFloor, func(r Ratio) string { return floorWhy(ours, floor) })
+	add(startup, func(Ratio) string { return startupWhy(ours) })
 
 	for _, c := range []struct {
 		sameFS bool
@@ -108,10 +150,14 @@ func (res Results) Targets() []Ratio {
 	return out
 }
 
-func missingWhat(r Ratio, ours, base *Initrd) string {
+func missingWhat(r Ratio, ours, base, floor *Initrd) string {
 	switch {
 	case r.Ours == 0 && ours == nil:
 		return "no dockerinit initramfs was built"
+	case r.Ours == 0 && r.Limit:
+		return "the console showed no dockerinit line after \"Run /init\""
+	case r.Theirs == 0 && strings.HasSuffix(r.Metric, "(vs floor)") && (floor == nil || len(floor.Boots) == 0):
+		return "the floor initramfs was not built or did not boot"
 	case r.Theirs == 0 && base == nil:
 		return "no " + Baseline + " initramfs was built"
 	case r.Ours == 0:
@@ -175,4 +221,48 @@ func copyWhy(res Results, sameFS bool) string {
 	}
 	return fmt.Sprintf("%.0f MB in %d files: toplayer %.0f MB/s, cp -a %.0f MB/s",
 		mb, res.TopLayer.Files, mb/apply, mb/cp)
+}
+
+// floorFinding says when the floor itself is above the target against the baseline: then no
+// initramfs reaches it on this kernel and VM, which is a finding about the target.
+func floorFinding(floor, base *Initrd, maxRatio float64) string {
+	if floor == nil || base == nil {
+		return ""
+	}
+	f, _ := bootMedians(floor.Boots)
+	b, _ := bootMedians(base.Boots)
+	if f <= 0 || b <= 0 || f/b <= maxRatio {
+		return ""
+	}
+	return fmt.Sprintf("the floor itself takes %.2f s against %s's %.2f s, %.3f of it: above %.2f, so on this kernel and VM "+
+		"no initramfs that loads these modules reaches the target", f, Baseline, b, f/b, maxRatio)
+}
+
+// floorWhy says where our time beyond the floor's goes.
+func floorWhy(ours, floor *Initrd) string {
+	o, _ := bootMedians(ours.Boots)
+	f, _ := bootMedians(floor.Boots)
+	return fmt.Sprintf("%.0f ms more than the floor's %.0f ms; %s", (o-f)*1000, f*1000, bootWhy(ours))
+}
+
+// startupWhy splits the time before dockerinit's first line: the boot.json steps up to the one
+// that prints it (reading the parameters), and the rest, which is the Go runtime's start and
+// package init before main.
+func startupWhy(ours *Initrd) string {
+	b, _ := MedianBoot(ours.Boots)
+	total := b.StartupS() * 1000
+	var before []string
+	var steps float64
+	for _, st := range b.Steps {
+		before = append(before, fmt.Sprintf("%q %.0f ms", st.Name, st.MS))
+		steps += st.MS
+		if st.Name == "read parameters" {
+			break
+		}
+	}
+	if len(before) == 0 || steps > total {
+		return fmt.Sprintf("%.0f ms from \"Run /init\" to the first line of the median boot, which boot.json does not split", total)
+	}
+	return fmt.Sprintf("of the median boot's %.0f ms, the steps before the line took %s; the other %.0f ms are the Go runtime's "+
+		"start and package init before main (and the kernel's exec of /init)", total, strings.Join(before, " and "), total-steps)
 }

@@ -26,6 +26,8 @@ type generator struct {
 	// bootable: the initramfs is for the image's machine (the QEMU guest), so it is booted.
 	bootable bool
 	dropped  error // why it is out of the comparison
+	// floorModules are the modules the floor loads, for the notes; set for the floor only.
+	floorModules []string
 }
 
 // ours is mkbootimg with one module set, reading the image from the Docker root.

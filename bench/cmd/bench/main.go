@@ -47,7 +47,8 @@ func main() {
 	flag.IntVar(&o.snapRounds, "snapshot-rounds", 5, "snapshots of each image size")
 	flag.IntVar(&o.treeFiles, "tree-files", 20000, "files in the top layer tree")
 	flag.IntVar(&o.treeMB, "tree-mb", 500, "MB in the top layer tree (also the small image; the big one is 8 times it)")
-	flag.StringVar(&o.only, "only", "", "\"load\": only the load cases (no baselines, top layer or snapshot figures), kept beside the other figures of the last run in the results")
+	flag.StringVar(&o.only, "only", "", "\"load\": only the load cases (no baselines, top layer or snapshot figures), kept beside the other figures of the last run in the results; "+
+		"\"floor\": only dockerinit's boots and the floor's, interleaved, written to WORK/results-floor and not the README (to iterate on the boot)")
 	flag.BoolVar(&o.reuseFixture, "reuse-fixture", false, "use the fixture's disk.img as it is, without running fixture.sh on it (a fixture another checkout made, e.g. CI's: only read and copied)")
 	flag.StringVar(&o.loadFixture, "load-fixture", "", "fixture.sh load's directory for the load cases' store (default REPO/out/fixture-load)")
 	flag.IntVar(&o.loadFiles, "load-files", 100000, "files in the load case's top layer")
@@ -86,8 +87,12 @@ func (o *options) resolve() error {
 	if o.rounds < 3 || o.snapRounds < 3 {
 		return fmt.Errorf("-rounds %d, -snapshot-rounds %d: medians need at least 3 runs each", o.rounds, o.snapRounds)
 	}
-	if o.only != "" && o.only != "load" {
-		return fmt.Errorf("-only %q: the one part that runs alone is \"load\"", o.only)
+	if o.only != "" && o.only != "load" && o.only != "floor" {
+		return fmt.Errorf("-only %q: the parts that run alone are \"load\" and \"floor\"", o.only)
+	}
+	if o.only == "floor" {
+		// A partial run must not replace the last full run's results or the README.
+		o.results, o.readme = filepath.Join(o.work, "results-floor"), "-"
 	}
 	if o.loadFiles <= 0 || o.late <= 0 {
 		return fmt.Errorf("-load-files %d, -late %v: want positive values", o.loadFiles, o.late)
@@ -173,7 +178,11 @@ func run(ctx context.Context, o options) error {
 
 	gens := []*generator{ours(o, filepath.Join(mnt, "docker"), "generic"), ours(o, filepath.Join(mnt, "docker"), "host")}
 	var versions []bench.Version
-	for _, t := range debianTools(kver) {
+	var tools []debianTool
+	if o.only == "" {
+		tools = debianTools(kver)
+	}
+	for _, t := range tools {
 		logf("%s: copy of the image's root, apt-get install %s", t.name, t.name)
 		g, version, err := debian(ctx, u, o, t, layer, kver)
 		if ctx.Err() != nil {
@@ -208,6 +217,21 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
+	// The floor boots right after ours in every round; it is built from ours, after ours.
+	logf("floor: the least any initramfs must do, built from %s", gens[0].Name)
+	floor, err := buildFloor(ctx, o, gens[0], disk, filepath.Join(o.work, "console"))
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		logf("floor left out: %v", err)
+		note("the floor is left out: %v", err)
+	} else {
+		bootable = append(bootable[:1], append([]*generator{floor}, bootable[1:]...)...)
+		gens = append(gens, floor)
+		res.Initrds = append(res.Initrds, floor.Initrd)
+	}
+
 	logf("boots: %d rounds of %d initramfs images under QEMU", o.rounds, len(bootable))
 	if err := bootRounds(ctx, o.rounds, bootable, disk, filepath.Join(o.work, "console")); err != nil {
 		return err
@@ -223,6 +247,12 @@ func run(ctx context.Context, o options) error {
 		if g.dropped != nil {
 			note("%s is left out: %v", g.Name, g.dropped)
 		}
+	}
+
+	if o.only == "floor" {
+		res.Machine = describeMachine(ctx, o, kver, versions)
+		addNotes(&res, gens)
+		return write(o, res)
 	}
 
 	if res.Load, err = runLoad(ctx, u, o, gens[0].boot, disk); err != nil {
@@ -353,6 +383,14 @@ func addNotes(res *bench.Results, gens []*generator) {
 	for _, g := range gens {
 		if g.Ours && !g.bootable && g.dropped == nil {
 			note(g.Name + " holds the modules this bench machine uses, not the QEMU guest's: it is measured for size and build time, not booted.")
+		}
+		if g.Floor && g.dropped == nil {
+			note(fmt.Sprintf("The floor (bench/floor/floor.c, gcc -static -Os, built by the bench) is the least any initramfs must do here: "+
+				"its /init, a static C program, loads the %d modules dockerinit loaded on this VM (read from /proc/modules after a boot of "+
+				"dockerinit's initramfs with the image's shell as init: %s), in dockerinit's load plan order, each in a thread once those it "+
+				"depends on are in, waits for %s, mounts %s with %s (the rw layer made beforehand, as for initramfs-tools and dracut), "+
+				"moves /dev, mounts /proc and switches root to %s. No command line, no device search by label, no snapshot, no top layer.",
+				len(g.floorModules), strings.Join(g.floorModules, ", "), floorRoot.Device, floorRoot.FSType, floorRoot.Options, floorRoot.Init))
 		}
 	}
 	note("dockerinit deletes the rw layer, snapshots the image and applies the top layer during its boot, inside the measured time; " +

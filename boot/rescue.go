@@ -52,7 +52,7 @@ func readLock(path string) *rescue.Lock {
 // panic), so this is the end of every failure path.
 func Fail(log *Logger, err error) {
 	log.write(levelDebug, "stopped: %v", err) // kept in dmesg; the console gets the block below
-	fmt.Printf("\n*** dockerinit: boot failed ***\n%v\n\nNothing under the Docker root was changed.\n", err)
+	fmt.Printf("\n*** dockerinit: boot failed ***\n%v\n\nNothing under the image store was changed.\n", err)
 	retry := "the boot"
 	var se *StepError
 	if errors.As(err, &se) {

@@ -73,7 +73,7 @@ func TestFailuresExplainThemselves(t *testing.T) {
 					t.Errorf("the failure message lacks %q; it says:\n%s", w, explanation)
 				}
 			}
-			if !strings.Contains(explanation, "Nothing under the Docker root was changed") {
+			if !strings.Contains(explanation, "Nothing under the image store was changed") {
 				t.Errorf("the failure message does not say the Docker root is untouched:\n%s", explanation)
 			}
 		})

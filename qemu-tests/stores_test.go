@@ -15,14 +15,20 @@ var storeCells = []struct {
 	fstype     string // the disk's file system
 	dockerPath string // the store's folder on it, as docker_path= names it
 	rootKind   string // how the store's images become a root
+	// damage, when set, is a file of the store (relative to the disk's top) that a last boot
+	// finds cut to half its size: the boot must stop naming it, at the rescue prompt.
+	damage string
 }{
-	{"docker-overlay2-ext4", "ext4", "var/lib/docker", "overlayfs"},
-	{"docker-overlay2-xfs", "xfs", "var/lib/docker", "overlayfs"},
-	{"docker-containerd-btrfs", "btrfs", "var/lib/docker", "btrfs snapshot"},
-	{"docker-containerd-overlayfs", "ext4", "var/lib/docker", "overlayfs"},
-	{"podman-overlay", "ext4", "var/lib/containers/storage", "overlayfs"},
-	{"podman-btrfs", "btrfs", "var/lib/containers/storage", "btrfs snapshot"},
-	{"containerd-overlayfs", "ext4", "var/lib/containerd", "overlayfs"},
+	{cell: "docker-overlay2-ext4", fstype: "ext4", dockerPath: "var/lib/docker", rootKind: "overlayfs",
+		damage: "var/lib/docker/image/overlay2/repositories.json"},
+	{cell: "docker-overlay2-xfs", fstype: "xfs", dockerPath: "var/lib/docker", rootKind: "overlayfs"},
+	{cell: "docker-containerd-btrfs", fstype: "btrfs", dockerPath: "var/lib/docker", rootKind: "btrfs snapshot"},
+	{cell: "docker-containerd-overlayfs", fstype: "ext4", dockerPath: "var/lib/docker", rootKind: "overlayfs"},
+	{cell: "podman-overlay", fstype: "ext4", dockerPath: "var/lib/containers/storage", rootKind: "overlayfs",
+		damage: "var/lib/containers/storage/overlay-images/images.json"},
+	{cell: "podman-btrfs", fstype: "btrfs", dockerPath: "var/lib/containers/storage", rootKind: "btrfs snapshot"},
+	{cell: "containerd-overlayfs", fstype: "ext4", dockerPath: "var/lib/containerd", rootKind: "overlayfs",
+		damage: "var/lib/containerd/io.containerd.metadata.v1.bolt/meta.db"},
 }
 
 // TestStores boots each store cell's disk twice: sample_image with its top layer, then, with
@@ -64,6 +70,18 @@ func TestStores(t *testing.T) {
 			if diff := listingDiff(string(before), after); diff != "" {
 				t.Errorf("the boots or mkbootimg modified the store (- as its tool left it, + now):\n%s", diff)
 			}
+
+			if c.damage != "" {
+				t.Run("damaged metadata stops the boot", func(t *testing.T) {
+					halve(t, disk, c.fstype, c.damage)
+					v := startVM(t, c.cell+"-damaged", sr, cmdline)
+					defer v.stop()
+					explanation := waitForFailure(t, v)
+					if !strings.Contains(explanation, filepath.Base(c.damage)) {
+						t.Errorf("the failure message does not name %s:\n%s", c.damage, explanation)
+					}
+				})
+			}
 		})
 	}
 }
@@ -78,6 +96,23 @@ func mkbootimgFromStore(t *testing.T, r *rig, disk, fstype, dockerPath, out stri
 	defer runOrFatal(t, "umount", mnt)
 	mkbootimg := filepath.Join(filepath.Dir(r.boot), "bin", "mkbootimg")
 	return runLogged(t, mkbootimg, "--store", filepath.Join(mnt, dockerPath), "--image", "sample_image", "--out", out)
+}
+
+// halve cuts the file name of disk's file system (fstype) to half its size, as a crash or a
+// full disk might leave it.
+func halve(t *testing.T, disk, fstype, name string) {
+	t.Helper()
+	mnt := t.TempDir()
+	runOrFatal(t, "mount", "-t", fstype, "-o", "loop", disk, mnt)
+	defer runOrFatal(t, "umount", mnt)
+	p := filepath.Join(mnt, name)
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, fi.Size()/2); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // runLogged runs a command, fails the test with its output if it fails, and returns its stdout.

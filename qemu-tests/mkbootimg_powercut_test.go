@@ -236,7 +236,7 @@ func TestMkbootimgPowerCut(t *testing.T) {
 	start := wait(v, `^PC install B on PCESP0 start$`, testinitTimeout)
 	firstTemp := wait(v, `^PC see .*\.mkbootimg-`, testinitTimeout)
 	pair := wait(v, `^wrote /esp/PCESP0/dockerinit/desktop-latest/initramfs\.img `, testinitTimeout)
-	done := wait(v, `^PC install B on PCESP0 done rc=`, testinitTimeout)
+	done := wait(v, `^PC install B on PCESP0 done rc=[0-9]+$`, testinitTimeout)
 	if !strings.HasSuffix(done.text, "rc=0") {
 		t.Fatalf("mkbootimg install in the guest failed:\n%s", v.tail(40))
 	}
@@ -289,7 +289,7 @@ func TestMkbootimgPowerCut(t *testing.T) {
 	// The repair: B to completion on every cut ESP.
 	v = boot("mkbootimg-powercut-repair", "pc.version=B", cutImages...)
 	for i := range cutImages {
-		l := wait(v, fmt.Sprintf(`^PC install B on PCESP%d done rc=`, i+1), testinitTimeout)
+		l := wait(v, fmt.Sprintf(`^PC install B on PCESP%d done rc=[0-9]+$`, i+1), testinitTimeout)
 		if !strings.HasSuffix(l.text, "rc=0") {
 			t.Errorf("the run after cut %d failed: %s\n%s", i+1, l.text, v.tail(40))
 		}

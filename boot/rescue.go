@@ -62,7 +62,7 @@ func Fail(log *Logger, err error) {
 		retry = "" // the steps would run again inside the new root, with no initramfs left
 	}
 	if mounted(topLevelDir) {
-		fmt.Printf("The btrfs top level (the Docker root, the rw layer) is mounted at %s for the rescue shell.\n", topLevelDir)
+		fmt.Printf("The root file system (the image store, the rw layer) is mounted at %s for the rescue shell.\n", topLevelDir)
 	}
 	if perr := prompt(log, retry); perr != nil {
 		log.Errorf("%v", perr)

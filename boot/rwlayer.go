@@ -53,14 +53,14 @@ func rwLayerPath(top, rwLayer string, stores ...string) (string, error) {
 		}
 		rel := strings.TrimPrefix(p, top+"/")
 		if st.Mode&unix.S_IFMT == unix.S_IFLNK {
-			return "", fmt.Errorf("rootflags=subvol=%s: /%s is a symlink; refusing to follow it (it could lead into the Docker root)", rwLayer, rel)
+			return "", fmt.Errorf("rootflags=subvol=%s: /%s is a symlink; refusing to follow it (it could lead into the image store)", rwLayer, rel)
 		}
 		if s, ok := storeIDs[fileid.Of(&st)]; ok {
-			return "", fmt.Errorf("rootflags=subvol=%s: /%s is the image store %s on disk (by another path), so the rw layer would be inside the Docker root, and recreating it at every boot would destroy the images; name a subvolume beside the Docker root: rootflags=subvol=docker_rwlayer",
+			return "", fmt.Errorf("rootflags=subvol=%s: /%s is the image store %s on disk (by another path), so the rw layer would be inside the image store, and recreating it at every boot would destroy the images; name an rw layer beside the store: rootflags=subvol=docker_rwlayer",
 				rwLayer, rel, strings.TrimPrefix(s, top+"/"))
 		}
 		if s, ok := inside[fileid.Of(&st)]; ok && p == filepath.Join(top, rwLayer) {
-			return "", fmt.Errorf("rootflags=subvol=%s: the image store %s is inside /%s on disk, and the rw layer is deleted at every boot; name a subvolume beside the Docker root: rootflags=subvol=docker_rwlayer",
+			return "", fmt.Errorf("rootflags=subvol=%s: the image store %s is inside /%s on disk, and the rw layer is deleted at every boot; name an rw layer beside the store: rootflags=subvol=docker_rwlayer",
 				rwLayer, strings.TrimPrefix(s, top+"/"), rel)
 		}
 	}

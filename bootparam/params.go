@@ -113,7 +113,7 @@ func Resolve(cfg Config, legacyImage string, cmdline string) (Params, error) {
 	if rw.source == "" {
 		rw = r.pick("", "root.rwlayer", cfg.Root.RWLayer)
 	}
-	rwFix := "name a subvolume at the btrfs top level, beside the Docker root: rootflags=subvol=docker_rwlayer"
+	rwFix := "name the rw layer at the top of the file system, beside the image store: rootflags=subvol=docker_rwlayer"
 	if rw.value == "" {
 		rw.key = "rootflags=subvol"
 		r.fail(rw, "no subvol= names the rw layer, the subvolume recreated from the image at every boot",

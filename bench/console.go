@@ -39,7 +39,7 @@ func ParseBoot(console []byte) (Boot, error) {
 	var rootDev string
 	for line := range strings.Lines(string(console)) {
 		line = strings.TrimRight(line, "\r\n")
-		if haveRun && b.FirstLineS == 0 && strings.Contains(line, firstLine) {
+		if haveRun && b.FirstLineS == 0 && (strings.Contains(line, firstLine) || strings.Contains(line, FloorFirstLine)) {
 			b.FirstLineS, _ = printkStamp(line)
 		}
 		switch {

@@ -136,7 +136,7 @@ func TestFloorHeader(t *testing.T) {
 	}
 	for _, want := range []string{
 		`#define ROOT_DEV "/dev/vda"`, `#define ROOT_OPTS "subvol=docker_rwlayer"`, `#define REAL_INIT "/sbin/\"odd\"\\init"`,
-		"#define FS_MODULE 1", "#define MAX_DEPS 2",
+		"#define FS_MODULE 1", "#define MAX_DEPS 2", `#define FLOOR_FIRST_LINE "floor: /init started"`,
 		`{ "/lib/modules/6.1/xor.ko", { -1 } }, /* 0 xor */ \`,
 		`{ "/lib/modules/6.1/btrfs.ko", { 0, -1 } }, /* 1 btrfs */ \`,
 	} {

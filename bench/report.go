@@ -209,7 +209,7 @@ func initrdTable(res Results) string {
 		}
 		return spread(xs, 2)
 	})
-	row(`"Run /init" to dockerinit's first line (ms)`, func(in Initrd) string {
+	row(`"Run /init" to its first log line (ms)`, func(in Initrd) string {
 		var xs []float64
 		for _, bt := range in.Boots {
 			if st := bt.StartupS(); st > 0 {

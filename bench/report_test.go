@@ -30,7 +30,7 @@ func sample() Results {
 				BuildS: []float64{20, 30, 25}, Boots: []Boot{{RunInitS: 2, RealInitS: 12}, {RunInitS: 2, RealInitS: 14}, {RunInitS: 2, RealInitS: 13}}},
 			{Name: "dracut", Build: "dracut", SizeBytes: 60e6, BuildS: []float64{40}},
 			{Name: FloorName, Floor: true, Build: "gcc -static", SizeBytes: 4e6,
-				Boots: []Boot{{RunInitS: 2, RealInitS: 4.2}, {RunInitS: 2, RealInitS: 4.1}, {RunInitS: 2, RealInitS: 4.3}}},
+				Boots: []Boot{{RunInitS: 2, RealInitS: 4.2, FirstLineS: 2.045}, {RunInitS: 2, RealInitS: 4.1, FirstLineS: 2.04}, {RunInitS: 2, RealInitS: 4.3, FirstLineS: 2.05}}},
 		},
 		TopLayer: TopLayer{Files: 20000, Bytes: 500e6, Cases: []CopyCase{
 			{Name: "same btrfs (reflinks)", SameFS: true, ApplyS: []float64{1.0, 1.2, 1.1}, CpS: []float64{1.5, 1.6, 1.4}},
@@ -199,7 +199,8 @@ func TestMarkdown(t *testing.T) {
 		"| | dockerinit (generic) | initramfs-tools | dracut | floor |",
 		`| "Run /init" to real init (vs floor) | 2.50 s | 2.20 s | 1.136 | ≤ 1.15 | met |`,
 		`| "Run /init" to dockerinit's first line (Go start-up) | 60 ms | — | — | ≤ 50 ms | **missed** |`,
-		`| "Run /init" to dockerinit's first line (ms) | 60 (40–200) | — | — | — |`,
+		`| "Run /init" to its first log line (ms) | 60 (40–200) | — | — | 45 (40–50) |`,
+		`- **"Run /init" to dockerinit's first line (Go start-up)**, a finding: the floor, a static C /init, takes 45 ms from "Run /init" to its first line (the kernel's exec and its first system calls under TCG), which leaves 5 ms of the 50 for Go's runtime start`,
 		`| ours / theirs | size vs initramfs-tools | build vs initramfs-tools | "Run /init" to real init vs initramfs-tools | size vs dracut | build vs dracut | "Run /init" to real init vs dracut | size vs floor | build vs floor | "Run /init" to real init vs floor |`,
 		"| dockerinit (generic) | 0.125 | 0.120 | 0.227 | 0.083 | 0.075 | — | 1.250 | — | 1.136 |",
 		"| size (MB) | 5.00 | 40.00 | 60.00 | 4.00 |",

@@ -66,9 +66,9 @@ type Part struct {
 type Boot struct {
 	RunInitS  float64 `json:"run_init_s"`  // the kernel's "Run /init as init process"
 	RealInitS float64 `json:"real_init_s"` // the image's init started
-	// FirstLineS is the time stamp of dockerinit's first console line ("dockerinit: ..."): from
-	// RunInitS to it is Go's start-up, package init and what PID 1 does before it says anything;
-	// 0 for other initramfs generators.
+	// FirstLineS is the time stamp of dockerinit's first console line ("dockerinit: ..."), or the
+	// floor's (FloorFirstLine): from RunInitS to it is the program's start-up (for dockerinit Go's
+	// runtime, package init and what PID 1 does before it says anything); 0 for other generators.
 	FirstLineS float64 `json:"first_line_s,omitempty"`
 	// Steps are dockerinit's own per-step durations from boot.json; other initramfs
 	// generators do not report any.

@@ -128,6 +128,7 @@ func (res Results) Targets() []Ratio {
 	}
 	if floor != nil {
 		vsFloor.Theirs, _ = bootMedians(floor.Boots)
+		startup.Finding = startupFinding(floor, startup.Max)
 	}
 	add(vsFloor, func(r Ratio) string { return floorWhy(ours, floor) })
 	add(startup, func(Ratio) string { return startupWhy(ours) })
@@ -265,4 +266,23 @@ func startupWhy(ours *Initrd) string {
 	}
 	return fmt.Sprintf("of the median boot's %.0f ms, the steps before the line took %s; the other %.0f ms are the Go runtime's "+
 		"start and package init before main (and the kernel's exec of /init)", total, strings.Join(before, " and "), total-steps)
+}
+
+// startupFinding sets the start-up limit against the floor's own: a static C program's time from
+// "Run /init" to its first kernel log line is what the kernel's exec and first system calls cost
+// on this VM before any Go runs.
+func startupFinding(floor *Initrd, limitMS float64) string {
+	var st []float64
+	for _, b := range floor.Boots {
+		if s := b.StartupS(); s > 0 {
+			st = append(st, s*1000)
+		}
+	}
+	c := Median(st)
+	if c <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("the floor, a static C /init, takes %.0f ms from \"Run /init\" to its first line (the kernel's exec and its first "+
+		"system calls under TCG), which leaves %.0f ms of the %.0f for Go's runtime start, package init and dockerinit's work before its line",
+		c, max(limitMS-c, 0), limitMS)
 }

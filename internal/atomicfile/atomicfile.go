@@ -1,7 +1,9 @@
 // Package atomicfile replaces files so that whoever reads them, a boot manager after a crash
 // included, finds the old bytes or the new ones, never a part: a new file is written under a
 // temporary name beside its final one, synced, renamed over it, and the directory synced (a
-// rename lives in the directory, not in the file).
+// rename lives in the directory, not in the file), then the renamed file synced again: on FAT,
+// where boot managers read, the final name takes the new file's clusters only then (see
+// replace).
 //
 // A crash leaves the temporary file behind, and on an ESP of a few hundred MiB each one is a
 // kernel's or an initramfs' worth of space. So every temporary file holds an exclusive flock(2)
@@ -98,21 +100,82 @@ func RemoveStale(path string) {
 	}
 }
 
-// Commit syncs t, renames it over its final name, syncs the directory and closes t.
+// Commit syncs t, renames it over its final name as replace says, and closes t.
 func (t *Temp) Commit() error {
 	if err := t.Sync(); err != nil {
 		return fmt.Errorf("write %s (as %s): %w", t.path, t.Name(), err)
 	}
-	if err := t.rename(); err != nil {
+	if err := replace(filepath.Dir(t.path), []*Temp{t}); err != nil {
 		return err
 	}
 	if err := t.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", t.path, err)
 	}
-	return syncDir(filepath.Dir(t.path))
+	return nil
 }
 
+// replace renames each of temps, written and synced, over its final name in dir, in an order
+// that a power cut on FAT survives as well as one on a journalled file system:
+//  1. the files being replaced are opened and held open until the end;
+//  2. the renames, back to back;
+//  3. the directory is synced: the temporary names are gone from the disk;
+//  4. each renamed file is synced: its final name now holds it on the disk.
+//
+// Linux's vfat writes a rename in three places: the final name's directory entry (start
+// cluster and size) is rewritten only when the renamed file's inode is written, which a sync of
+// the directory does not do; the temporary name's entries are removed in the directory; the
+// replaced file's clusters are freed in the FAT once no one holds it open. A sync of the directory
+// alone after the renames wrote the removal and the freed clusters but not the final entry, which
+// still named the old file's clusters, now free: after a power cut in the next half minute (until
+// the kernel's writeback wrote the inode) the kernel, the initramfs and the entries had broken
+// cluster chains, and the kernel set the ESP read-only on the first read. Syncing the file before
+// the directory instead would leave, for a moment, the final name and the temporary one sharing
+// the new clusters on disk (when their entries are in different sectors); removing that temporary file later would free the new file's clusters.
+// In this order each moment on the disk is safe: before step 3 the old files and the temporary
+// ones; between 3 and 4 the old files (still allocated, as they are held open) and the new files'
+// clusters lost (fsck.fat frees them); after 4 the new files, the old files' clusters lost until
+// step 1's files are closed and the FAT is written again. A final name that did not exist holds an
+// empty file between steps 3 and 4 on FAT (vfat makes the new entry empty), which the next run
+// replaces.
+func replace(dir string, temps []*Temp) error {
+	for _, t := range temps {
+		// O_NOFOLLOW: a symlink is replaced, not its target, so there is nothing to hold.
+		if old, err := os.OpenFile(t.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0); err == nil {
+			defer old.Close()
+		}
+	}
+	trace("held", dir)
+	for i, t := range temps {
+		if err := t.rename(); err != nil {
+			if i > 0 {
+				var names []string
+				for _, r := range temps[:i] {
+					names = append(names, filepath.Base(r.path))
+				}
+				return fmt.Errorf("%w; %s already replaced, so the files do not match: fix the cause and run mkbootimg again",
+					err, strings.Join(names, ", "))
+			}
+			return fmt.Errorf("%w (nothing was replaced)", err)
+		}
+	}
+	trace("sync dir", dir)
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	for _, t := range temps {
+		trace("sync", t.path)
+		if err := t.Sync(); err != nil {
+			return fmt.Errorf("write %s: %w", t.path, err)
+		}
+	}
+	return nil
+}
+
+// trace, when a test sets it, is told each step of replace.
+var trace = func(step, name string) {}
+
 func (t *Temp) rename() error {
+	trace("rename", t.path)
 	if err := os.Rename(t.Name(), t.path); err != nil {
 		return fmt.Errorf("replace %s: %w", t.path, err)
 	}
@@ -131,14 +194,15 @@ func (t *Temp) Discard() {
 // WriteSet replaces each file in dir, as one set as far as separate names allow:
 //   - a file whose bytes are already there is not replaced (its mode is fixed in place);
 //   - every new file is written to a temporary name in dir and synced, and dir synced, before
-//     the first rename; the renames run back to back, and dir is synced after them.
+//     the first rename; the renames run back to back, then dir and the renamed files are synced
+//     (replace).
 //
 // A crash between two renames leaves some files new and the others old; each file is whole.
 // On an error no temporary file is left behind, and the error says which files were replaced.
 func WriteSet(dir string, files ...File) error {
-	var pending, replaced []*Temp
+	var pending []*Temp
 	defer func() {
-		for _, t := range append(pending, replaced...) {
+		for _, t := range pending {
 			t.Discard()
 		}
 	}()
@@ -167,27 +231,13 @@ func WriteSet(dir string, files ...File) error {
 			return fmt.Errorf("write %s (as %s): %w", t.path, t.Name(), err)
 		}
 	}
-	if len(pending) > 0 {
-		if err := syncDir(dir); err != nil {
-			return err
-		}
+	if len(pending) == 0 {
+		return nil
 	}
-	for len(pending) > 0 {
-		t := pending[0]
-		if err := t.rename(); err != nil {
-			if len(replaced) > 0 {
-				var names []string
-				for _, r := range replaced {
-					names = append(names, filepath.Base(r.path))
-				}
-				return fmt.Errorf("%w; %s already replaced, so the files do not match: fix the cause and run mkbootimg again",
-					err, strings.Join(names, ", "))
-			}
-			return fmt.Errorf("%w (nothing was replaced)", err)
-		}
-		pending, replaced = pending[1:], append(replaced, t)
+	if err := syncDir(dir); err != nil {
+		return err
 	}
-	return syncDir(dir)
+	return replace(dir, pending)
 }
 
 // keepIfSame reports whether path already holds f's bytes, as a regular file (not a symlink to

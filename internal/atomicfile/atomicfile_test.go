@@ -1,6 +1,7 @@
 package atomicfile
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -128,5 +129,66 @@ func TestMkdirAll(t *testing.T) {
 	}
 	if err := MkdirAll(file, 0o755); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("MkdirAll of a file = %v, want it refused", err)
+	}
+}
+
+// TestReplaceOrder: the renamed files are synced after the directory, and the files they replace
+// are still open meanwhile (replace says why: on FAT, the final name takes the new file's
+// clusters only when the renamed file is synced, and the old file's clusters must not be freed
+// before). The open files are seen in /proc/self/fd, as links to deleted files.
+func TestReplaceOrder(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"vmlinuz", "initramfs.img"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("old "+name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := func() []string {
+		fds, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, fd := range fds {
+			target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+			if name, ok := strings.CutSuffix(target, " (deleted)"); err == nil && ok && filepath.Dir(name) == dir {
+				names = append(names, filepath.Base(name))
+			}
+		}
+		slices.Sort(names)
+		return names
+	}
+	var steps []string
+	trace = func(step, name string) {
+		step += " " + filepath.Base(name)
+		if strings.HasPrefix(step, "sync") {
+			step += fmt.Sprintf(" (replaced files open: %s)", strings.Join(held(), ", "))
+		}
+		steps = append(steps, step)
+	}
+	defer func() { trace = func(string, string) {} }()
+	err := WriteSet(dir, File{"vmlinuz", []byte("new vmlinuz"), 0o644}, File{"initramfs.img", []byte("new initramfs.img"), 0o600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Base(dir)
+	want := []string{
+		"held " + base,
+		"rename vmlinuz",
+		"rename initramfs.img",
+		"sync dir " + base + " (replaced files open: initramfs.img, vmlinuz)",
+		"sync vmlinuz (replaced files open: initramfs.img, vmlinuz)",
+		"sync initramfs.img (replaced files open: initramfs.img, vmlinuz)",
+	}
+	if !slices.Equal(steps, want) {
+		t.Errorf("steps:\n  %s\nwant\n  %s", strings.Join(steps, "\n  "), strings.Join(want, "\n  "))
+	}
+	if got := held(); len(got) > 0 {
+		t.Errorf("replaced files still open after WriteSet returned: %q", got)
+	}
+	for _, name := range []string{"vmlinuz", "initramfs.img"} {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != "new "+name {
+			t.Errorf("%s = %q, %v", name, b, err)
+		}
 	}
 }

@@ -248,20 +248,28 @@ func TestMkbootimgPowerCut(t *testing.T) {
 		t.Fatalf("the guest's run of B differs from the host's:\n%s", pcDiff(got.files, refB))
 	}
 	tTemp, tPair, tDone := firstTemp.at-start.at, pair.at-start.at, done.at-start.at
-	t.Logf("install B over A in the guest: first temporary file after %v, kernel+initramfs replaced after %v, done after %v (console times)",
+	t.Logf("install B over A in the guest: first temporary file seen after %v, kernel+initramfs replaced after %v, done after %v (console times)",
 		tTemp.Round(time.Millisecond), tPair.Round(time.Millisecond), tDone.Round(time.Millisecond))
 
-	// The cuts, by delay from the run's start marker. Under TCG on a shared host the same delay
-	// lands a little earlier or later from one boot to the next; each cut's outcome is reported.
+	// The cuts, each at a delay from a console line of its boot: the first temporary file the
+	// guest saw (how long the build before it takes varies by hundreds of ms from boot to boot),
+	// the pair's "wrote" line, the run's end. Under TCG on a shared host a delay still lands a
+	// little earlier or later from one boot to the next; each cut's outcome is reported.
+	const (
+		fromTemp = `^PC see .*\.mkbootimg-`
+		fromPair = `^wrote /esp/PCESP[0-9]/dockerinit/desktop-latest/initramfs\.img `
+		fromDone = `^PC install B on PCESP[0-9] done rc=[0-9]+$`
+	)
+	writing := tPair - tTemp
 	cuts := []struct {
-		what  string
-		after time.Duration
+		what, from string
+		after      time.Duration
 	}{
-		{"writing the pair's temporary files", tTemp + (tPair-tTemp)/3},
-		{"late in the pair's writes", tTemp + (tPair-tTemp)*3/4},
-		{"about the pair's renames", tPair - (tPair-tTemp)/10},
-		{"writing the entries", tPair + (tDone-tPair)/2},
-		{"1 s after the run returned", tDone + time.Second},
+		{"writing the pair's temporary files", fromTemp, writing / 3},
+		{"late in the pair's writes", fromTemp, writing * 3 / 4},
+		{"about the pair's renames", fromTemp, writing * 19 / 20},
+		{"writing the entries", fromPair, 10 * time.Millisecond},
+		{"1 s after the run returned", fromDone, time.Second},
 	}
 	var cutImages []string
 	for i, c := range cuts {
@@ -271,7 +279,8 @@ func TestMkbootimgPowerCut(t *testing.T) {
 		name := fmt.Sprintf("mkbootimg-powercut-%d", i+1)
 		v := boot(name, "pc.version=B pc.linger=600", img)
 		start := wait(v, `^PC install B on `+label+` start$`, testinitTimeout)
-		time.Sleep(c.after - (time.Since(v.start) - start.at))
+		from := wait(v, c.from, testinitTimeout)
+		time.Sleep(c.after - (time.Since(v.start) - from.at))
 		v.stop()
 		cutAt := time.Since(v.start) - start.at
 		var seen string
@@ -282,8 +291,8 @@ func TestMkbootimgPowerCut(t *testing.T) {
 		}
 		got := pcImageTree(t, img)
 		outcome := pcJudge(t, name, got.files, refA, refB, managed)
-		t.Logf("cut %d (%s): power cut %v after the run started (aimed at %v); the guest's last line: %q\n  %s\n  fsck.fat -n: %s",
-			i+1, c.what, cutAt.Round(time.Millisecond), c.after.Round(time.Millisecond), seen, outcome, got.fsck)
+		t.Logf("cut %d (%s): power cut %v after the run started, aimed at %v after %q; the guest's last line: %q\n  %s\n  fsck.fat -n: %s",
+			i+1, c.what, cutAt.Round(time.Millisecond), c.after.Round(time.Millisecond), from.text, seen, outcome, got.fsck)
 	}
 
 	// The repair: B to completion on every cut ESP.

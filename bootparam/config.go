@@ -54,6 +54,9 @@ type BootConfig struct {
 	Init    string `toml:"init,omitempty"`
 	Timeout string `toml:"timeout,omitempty"` // "30s", "1m" or bare seconds "45"
 	Debug   bool   `toml:"debug,omitempty"`
+	// Tries counts boots: an image of the list in image that has not been marked good gets this
+	// many tries before the next image of the list boots instead. 0: no counting.
+	Tries int `toml:"tries,omitempty,omitzero"`
 }
 
 // RescueConfig is the [rescue] table: what guards the rescue shell.
@@ -124,6 +127,9 @@ func (c Config) validate() error {
 		if !utf8.ValidString(s) {
 			return fmt.Errorf("%s: value %q is not valid UTF-8, which TOML requires", ConfigPath, s)
 		}
+	}
+	if c.Boot.Tries < 0 || c.Boot.Tries > MaxTries {
+		return fmt.Errorf("%s: boot.tries %d: give 0 (no boot counting) to %d", ConfigPath, c.Boot.Tries, MaxTries)
 	}
 	if c.Boot.Timeout != "" {
 		if _, err := ParseTimeout(c.Boot.Timeout); err != nil {

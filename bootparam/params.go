@@ -23,7 +23,9 @@ const (
 
 // Params is everything dockerinit needs to boot, merged and validated.
 type Params struct {
-	Image      string   // image reference to boot, never empty after Resolve
+	Image      string   // image reference to boot, never empty after Resolve: the first of Images
+	Images     []string // docker_image=new,good: the images to try in order; one for a plain boot
+	Tries      int      // boot counting: tries an image gets before the next boots; 0: none
 	Root       Mount    // the file system holding the store; Flags are rootflags without subvol= and subvolid=
 	RWLayer    string   // the rw layer (subvol= of rootflags), relative to the file system's top (btrfs: its top level)
 	ReadOnly   bool     // "ro" given (default rw)
@@ -72,7 +74,7 @@ func (e *ParamError) Error() string {
 const fromCmdline = "kernel command line"
 
 // knownDockerinit are the dockerinit.* command line keys; others get a warning.
-var knownDockerinit = []string{"dockerinit.timeout", "dockerinit.rescue", "dockerinit.debug", "dockerinit.namespace"}
+var knownDockerinit = []string{"dockerinit.timeout", "dockerinit.rescue", "dockerinit.debug", "dockerinit.namespace", "dockerinit.tries"}
 
 // RootFSTypes are the file systems an image store may be on: btrfs for every store, ext4 and xfs
 // for the overlay ones.
@@ -92,7 +94,11 @@ func Resolve(cfg Config, legacyImage string, cmdline string) (Params, error) {
 	p := Params{InitArgs: r.cmd.Init}
 	p.Debug = r.flag("dockerinit.debug", cfg.Boot.Debug)
 	p.Rescue = r.flag("dockerinit.rescue", false)
-	p.Image = r.image(cfg.Image, legacyImage)
+	p.Images = r.images(cfg.Image, legacyImage)
+	if len(p.Images) > 0 {
+		p.Image = p.Images[0]
+	}
+	p.Tries = r.tries(cfg.Boot.Tries, len(p.Images))
 
 	root := r.pick("root", "root.device", cfg.Root.Device)
 	if root.value == "" {
@@ -246,7 +252,7 @@ func (r *resolver) readOnly() bool {
 	return false
 }
 
-func (r *resolver) image(cfgImage, legacyImage string) string {
+func (r *resolver) images(cfgImage, legacyImage string) []string {
 	img := r.pick("docker_image", "image", cfgImage)
 	if img.source == "" && legacyImage != "" {
 		img = setting{key: "docker_image", value: legacyImage, source: LegacyPath}
@@ -256,10 +262,55 @@ func (r *resolver) image(cfgImage, legacyImage string) string {
 	case img.value == "":
 		r.fail(img, "no image to boot is given",
 			"pass docker_image=NAME[:TAG] on the kernel command line, or rebuild the initramfs with mkbootimg --image NAME[:TAG]")
+		return nil
 	case strings.ContainsAny(img.value, spaces):
 		r.fail(img, "the image reference contains white space", "give a reference like desktop:latest or an image ID sha256:<hex>")
+		return nil
 	}
-	return img.value
+	// A comma cannot be in a reference: it separates the images to try in order.
+	refs := strings.Split(img.value, ",")
+	for i, ref := range refs {
+		switch {
+		case ref == "":
+			r.fail(img, "an image of the list is empty", "list references separated by single commas: docker_image=desktop:new,desktop:good")
+			return nil
+		case slices.Contains(refs[:i], ref):
+			r.fail(img, fmt.Sprintf("image %q is listed twice", ref), "list each image once, the one to try first first")
+			return nil
+		}
+	}
+	if len(refs) > MaxImages {
+		r.fail(img, fmt.Sprintf("%d images are listed; at most %d", len(refs), MaxImages), "list the new image and a few known-good ones")
+		return nil
+	}
+	return refs
+}
+
+// MaxTries and MaxImages bound boot counting: more would only make a broken machine loop longer.
+const (
+	MaxTries  = 100
+	MaxImages = 16
+)
+
+// tries is the number of boots an image of the list gets before the next one boots.
+func (r *resolver) tries(cfgTries, images int) int {
+	def := ""
+	if cfgTries != 0 {
+		def = strconv.Itoa(cfgTries)
+	}
+	t := r.pick("dockerinit.tries", "boot.tries", def)
+	if t.value == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(t.value)
+	if err != nil || n < 0 || n > MaxTries {
+		r.fail(t, fmt.Sprintf("tries must be a number from 0 (no boot counting) to %d", MaxTries), "give e.g. dockerinit.tries=3")
+		return 0
+	}
+	if n > 0 && images == 1 {
+		r.warn("dockerinit.tries=%d with one image: the image is counted, but there is nothing to fall back to (list more: docker_image=new,good)", n)
+	}
+	return n
 }
 
 // splitRootflags splits subvol= out of the rootflags and drops subvolid=;

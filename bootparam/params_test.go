@@ -39,6 +39,12 @@ func TestResolve(t *testing.T) {
 		want    Params
 	}{
 		{name: "original tutorial with legacy json", legacy: "desktop:latest", cmdline: tutorial, want: base},
+		{name: "images to try in order, counted", legacy: "desktop:latest", cmdline: tutorial + " docker_image=desktop:new,desktop:good dockerinit.tries=3",
+			want: with(func(p *Params) {
+				p.Image, p.Images, p.Tries, p.Warnings = "desktop:new", []string{"desktop:new", "desktop:good"}, 3, nil
+			})},
+		{name: "tries from the config", cfg: Config{Image: "a,b", Boot: BootConfig{Tries: 2}}, cmdline: tutorial,
+			want: with(func(p *Params) { p.Image, p.Images, p.Tries, p.Warnings = "a", []string{"a", "b"}, 2, nil })},
 		{
 			name:    "tutorial plus the usual kernel noise",
 			legacy:  "desktop:latest",
@@ -187,7 +193,7 @@ func TestResolve(t *testing.T) {
 				Warnings: []string{
 					"rootflags subvolid=258 ignored: the rw layer is recreated at every boot, so only subvol= can name it",
 					"toplayer=LABEL=t is given without a toplayer_path: no top layer is applied (toplayer_path=/ takes the whole device)",
-					"unknown kernel parameter dockerinit.timout ignored; dockerinit knows dockerinit.timeout, dockerinit.rescue, dockerinit.debug, dockerinit.namespace",
+					"unknown kernel parameter dockerinit.timout ignored; dockerinit knows dockerinit.timeout, dockerinit.rescue, dockerinit.debug, dockerinit.namespace, dockerinit.tries",
 				},
 			},
 		},
@@ -212,6 +218,9 @@ func TestResolve(t *testing.T) {
 			}
 			if tt.want.Namespace == "" {
 				tt.want.Namespace = DefaultNamespace
+			}
+			if tt.want.Images == nil {
+				tt.want.Images = []string{tt.want.Image}
 			}
 			tt.want.Root.Spec = mustSpec(t, tt.want.Root.Device)
 			tt.want.TopLayer.Spec = mustSpec(t, tt.want.TopLayer.Device)
@@ -251,6 +260,19 @@ func TestResolveErrors(t *testing.T) {
 				{"dockerinit.namespace", `a containerd namespace is letters and digits`},
 				{"toplayer", `device "WWN=1": unknown kind "WWN"`},
 			},
+		},
+		{
+			name:    "image lists and tries",
+			cmdline: "root=LABEL=r rootflags=subvol=rw docker_image=a,,b dockerinit.tries=x",
+			want: []want{
+				{"docker_image", "an image of the list is empty"},
+				{"dockerinit.tries", "tries must be a number from 0 (no boot counting) to 100"},
+			},
+		},
+		{
+			name:    "an image listed twice",
+			cmdline: "root=LABEL=r rootflags=subvol=rw docker_image=a,b,a",
+			want:    []want{{"docker_image", `image "a" is listed twice`}},
 		},
 		{
 			name:    "no subvol",

@@ -73,6 +73,7 @@ func addBuildFlags(fs *flag.FlagSet) *buildFlags {
 		b.cfg.Boot.Timeout = s
 		return nil
 	})
+	fs.IntVar(&b.cfg.Boot.Tries, "boot-tries", 0, "boot counting: the boots an image of the list --image gives (NEW,GOOD) gets before the next one boots instead, until it is marked good (TOML boot.tries; default 0: no counting)")
 	boolKey(fs, "boot-debug", "the boot logs every step with its duration; =false overrides a --config saying true (TOML boot.debug)", &b.bootDebug)
 	fs.Func("rescue-password-hash", "SHA-crypt `hash` asked for before the rescue shell opens, from `openssl passwd -6`, in single quotes for the shell's sake (TOML rescue.password_hash)", func(s string) error {
 		if err := password.Check(s); err != nil {
@@ -138,6 +139,9 @@ func (b *buildFlags) config() (bootparam.Config, error) {
 	override(&c.TopLayer.FSType, b.cfg.TopLayer.FSType)
 	override(&c.TopLayer.Flags, b.cfg.TopLayer.Flags)
 	override(&c.TopLayer.Path, b.cfg.TopLayer.Path)
+	if b.cfg.Boot.Tries != 0 {
+		c.Boot.Tries = b.cfg.Boot.Tries
+	}
 	if b.toplayerRequired != nil {
 		c.TopLayer.Required = *b.toplayerRequired
 	}

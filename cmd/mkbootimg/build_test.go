@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -63,7 +64,7 @@ func configKeys() []configKey {
 // ("(TOML key" as the others say) and checks that the flag sets that key of the embedded config.
 func TestEveryConfigKeyHasAFlag(t *testing.T) {
 	// Values that pass the checks of the keys that have some; any other string key takes "probe".
-	valid := map[string]string{"boot.timeout": "45s", "boot.init": "/sbin/probe", "rescue.password_hash": hash6}
+	valid := map[string]string{"boot.tries": "3", "boot.timeout": "45s", "boot.init": "/sbin/probe", "rescue.password_hash": hash6}
 	_, fs, _ := parseBuildFlags(t)
 	keys := configKeys()
 	if len(keys) < 15 {
@@ -99,7 +100,8 @@ func TestEveryConfigKeyHasAFlag(t *testing.T) {
 		}
 		got := reflect.ValueOf(cfg).FieldByIndex(k.index)
 		if want := reflect.ValueOf(value == "true"); k.kind == reflect.Bool && !got.Equal(want) ||
-			k.kind == reflect.String && got.String() != value {
+			k.kind == reflect.String && got.String() != value ||
+			k.kind == reflect.Int && fmt.Sprint(got.Int()) != value {
 			t.Errorf("--%s=%s: the embedded %s is %v, want %s", names[0], value, k.name, got, value)
 		}
 	}

@@ -1,7 +1,8 @@
 // Command bench is `make bench`: dockerinit against Debian's initramfs-tools and dracut, in one
-// run on one machine, on the Docker image the QEMU tests boot. It measures initramfs size and
-// build time, boot time under QEMU, toplayer.Apply against cp -a, snapshot cost against image
-// size, and the boot under load (a store of 200 images, an image 100 layers deep, a top layer of
+// run on one machine, on the Docker image the QEMU tests boot, and against a floor (bench/floor:
+// a static C /init that does only what any initramfs must, compiled with gcc). It measures
+// initramfs size and build time, boot time under QEMU, toplayer.Apply against cp -a, snapshot
+// cost against image size, and the boot under load (a store of 200 images, an image 100 layers deep, a top layer of
 // 100,000 files, a disk that appears 20 s late), then writes bench/results/latest.{md,svg,json}
 // and the README's Performance section. It needs root (loop mounts, chroots) and network access
 // to the Debian mirror (to install the baselines in copies of the image); it installs nothing on

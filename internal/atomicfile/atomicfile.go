@@ -119,29 +119,39 @@ func (t *Temp) Commit() error {
 //  1. the files being replaced are opened and held open until the end;
 //  2. the renames, back to back;
 //  3. the directory is synced: the temporary names are gone from the disk;
-//  4. each renamed file is synced: its final name now holds it on the disk.
+//  4. each renamed file is synced: its final name now holds it on the disk;
+//  5. the replaced files are closed, and the directory synced again: on FAT this writes the FAT,
+//     where closing them freed their clusters.
 //
 // Linux's vfat writes a rename in three places: the final name's directory entry (start
 // cluster and size) is rewritten only when the renamed file's inode is written, which a sync of
 // the directory does not do; the temporary name's entries are removed in the directory; the
-// replaced file's clusters are freed in the FAT once no one holds it open. A sync of the directory
-// alone after the renames wrote the removal and the freed clusters but not the final entry, which
-// still named the old file's clusters, now free: after a power cut in the next half minute (until
-// the kernel's writeback wrote the inode) the kernel, the initramfs and the entries had broken
-// cluster chains, and the kernel set the ESP read-only on the first read. Syncing the file before
-// the directory instead would leave, for a moment, the final name and the temporary one sharing
-// the new clusters on disk (when their entries are in different sectors); removing that temporary file later would free the new file's clusters.
+// replaced file's clusters are freed in the FAT once no one holds it open. A sync of the
+// directory alone after the renames wrote the removal and the freed clusters but not the final
+// entry, which still named the old file's clusters, now free: after a power cut in the next half
+// minute (until the kernel's writeback wrote the inode) the kernel, the initramfs and the entries
+// had broken cluster chains, and the kernel set the ESP read-only on the first read. Syncing the
+// file before the directory instead would leave, for a moment, the final name and the temporary
+// one sharing the new clusters on disk (when their entries are in different sectors); removing
+// that temporary file later would free the new file's clusters.
+//
 // In this order each moment on the disk is safe: before step 3 the old files and the temporary
-// ones; between 3 and 4 the old files (still allocated, as they are held open) and the new files'
-// clusters lost (fsck.fat frees them); after 4 the new files, the old files' clusters lost until
-// step 1's files are closed and the FAT is written again. A final name that did not exist holds an
-// empty file between steps 3 and 4 on FAT (vfat makes the new entry empty), which the next run
-// replaces.
+// ones; between 3 and 4 the old files (still allocated, as they are held open) and the new
+// files' clusters lost (fsck.fat frees them); after 4 the new files, and the old files' clusters
+// lost until step 5 writes the FAT (without it, until the kernel's writeback did). A final name
+// that did not exist holds an empty file between steps 3 and 4 on FAT (vfat makes the new entry
+// empty), which the next run replaces.
 func replace(dir string, temps []*Temp) error {
+	var held []*os.File
+	defer func() {
+		for _, f := range held {
+			f.Close()
+		}
+	}()
 	for _, t := range temps {
 		// O_NOFOLLOW: a symlink is replaced, not its target, so there is nothing to hold.
 		if old, err := os.OpenFile(t.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0); err == nil {
-			defer old.Close()
+			held = append(held, old)
 		}
 	}
 	trace("held", dir)
@@ -168,7 +178,12 @@ func replace(dir string, temps []*Temp) error {
 			return fmt.Errorf("write %s: %w", t.path, err)
 		}
 	}
-	return nil
+	for _, f := range held {
+		f.Close()
+	}
+	held = nil
+	trace("sync dir", dir)
+	return syncDir(dir)
 }
 
 // trace, when a test sets it, is told each step of replace.

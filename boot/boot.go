@@ -16,6 +16,7 @@ import (
 
 	"github.com/dockerinit/dockerinit/blockdev"
 	"github.com/dockerinit/dockerinit/bootparam"
+	"github.com/dockerinit/dockerinit/bootstate"
 	"github.com/dockerinit/dockerinit/imagestore"
 	"github.com/dockerinit/dockerinit/internal/safego"
 	"github.com/dockerinit/dockerinit/kmod"
@@ -67,6 +68,8 @@ type Sequence struct {
 	dev    blockdev.Device
 	img    imagestore.Image
 	store  imagestore.Store
+	choice bootstate.Choice // the image of the list this boot takes, and why
+	count  bootstate.Record // the boot counting record, when the boot counts
 	report status.Report
 	mounts []string // mounted by the steps, unmounted in reverse when they are undone
 	start  time.Time
@@ -121,6 +124,7 @@ func (s *Sequence) stepList() []step {
 		// A device found twice there is checked again only by a new scan.
 		step{name: "finish linking /dev/disk/by-*", run: s.finishLinks, retryFrom: "start linking /dev/disk/by-*"},
 		step{name: "check init", run: s.checkInit},
+		step{name: "count the try", run: s.countTry},
 		step{name: "mount new root", run: s.mountNewRoot},
 		step{name: "finish loading modules", run: s.finishModules},
 		step{name: "write boot.json", run: s.writeReport},

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/dockerinit/dockerinit/bootstate"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/dockerinit/dockerinit/status"
@@ -20,6 +22,12 @@ func (s *Sequence) writeReport() error {
 	r.Image, r.ImageID, r.ImageNames, r.Created = s.p.Image, s.img.ID, s.img.Names, s.img.Created
 	r.ChainID, r.Layer, r.RWLayer, r.DockerPath = s.img.ChainID, s.img.Layer, s.p.RWLayer, s.p.DockerPath
 	r.Store, r.RootKind, r.Layers = s.store.Kind(), s.img.Root.Kind.String(), len(s.img.Root.Layers)
+	if s.counting() {
+		r.Images, r.Tries, r.Why, r.PassedOver = s.p.Images, s.p.Tries, s.choice.Why, s.choice.Skipped
+		if s.p.Tries > 0 {
+			r.CountFile = filepath.Join(runStateDir, bootstate.FileName(s.p.RWLayer))
+		}
+	}
 	r.RootDevice, r.RootSpec, r.Init = s.dev.Path, s.p.Root.Device, s.p.Init
 	r.Kernel = unix.ByteSliceToString(uts.Release[:])
 	r.TotalMS = ms(time.Since(s.start)) // the file is written by the last step, before Run's total

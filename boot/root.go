@@ -43,7 +43,7 @@ func (s *Sequence) resolveImage() error {
 	if err != nil {
 		return fmt.Errorf("docker_path=%s: %w", s.p.DockerPath, err)
 	}
-	img, err := store.Resolve(s.p.Image)
+	img, err := s.pickImage(store)
 	if err != nil {
 		return err
 	}
@@ -64,9 +64,11 @@ func (s *Sequence) resolveImage() error {
 
 // storeDirs are the store's folders in the initramfs: what the rw layer and the top layer must
 // never reach.
-func (s *Sequence) storeDirs() []string {
+func (s *Sequence) storeDirs() []string { return s.storeDirsOf(s.store) }
+
+func (s *Sequence) storeDirsOf(store imagestore.Store) []string {
 	var dirs []string
-	for _, d := range s.store.Dirs() {
+	for _, d := range store.Dirs() {
 		dirs = append(dirs, storePath(d))
 	}
 	return dirs

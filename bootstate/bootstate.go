@@ -240,3 +240,20 @@ func (r *Record) MarkBad(ref string) error {
 func (r *Record) note(ref, what string) {
 	r.History = append(r.History, Event{Image: ref, What: what})
 }
+
+// Mark records in the record at path that the boot of ref came up (good) or is broken.
+func Mark(path, ref string, good bool) error {
+	r, err := Load(path)
+	if err != nil {
+		return err // a damaged record is the next boot's to replace: marking it would lose that
+	}
+	if good {
+		err = r.MarkGood(ref)
+	} else {
+		err = r.MarkBad(ref)
+	}
+	if err != nil {
+		return err
+	}
+	return Save(path, r)
+}

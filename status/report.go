@@ -14,6 +14,11 @@ type StepTime struct {
 // Report is what booted, written to /run/dockerinit/boot.json for `dockerinit status`.
 type Report struct {
 	Image       string     `json:"image"`
+	Images      []string   `json:"images,omitempty"`      // the list the boot entry named, when more than one or counted
+	Tries       int        `json:"tries,omitempty"`       // dockerinit.tries
+	Why         string     `json:"why,omitempty"`         // why this image of the list: "try 1 of 3", "marked good", ...
+	PassedOver  []string   `json:"passed_over,omitempty"` // the images before it, each with its reason
+	CountFile   string     `json:"count_file,omitempty"`  // the boot-counting record, as the booted system sees it
 	ImageID     string     `json:"image_id"`
 	ImageNames  []string   `json:"image_names,omitempty"`
 	Created     time.Time  `json:"image_created"`

@@ -12,30 +12,108 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/dockerinit/dockerinit/bootstate"
 )
 
 // ErrNotBooted is a system without a boot report: dockerinit did not boot it.
 var ErrNotBooted = errors.New("this system was not booted by dockerinit (no " + BootJSON + ")")
 
+// Read returns the boot report found under root ("/" in the booted system).
+func Read(root string) (Report, error) {
+	var r Report
+	data, err := os.ReadFile(filepath.Join(root, BootJSON))
+	if errors.Is(err, fs.ErrNotExist) {
+		return r, ErrNotBooted
+	}
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("%s is not a boot report: %w", BootJSON, err)
+	}
+	return r, nil
+}
+
+// Mark marks the boot described under root good or bad in its boot counting record, and says
+// what it did.
+func Mark(root string, good bool) (string, error) {
+	r, err := Read(root)
+	if err != nil {
+		return "", err
+	}
+	if r.CountFile == "" {
+		return fmt.Sprintf("this boot of %s is not counted (no dockerinit.tries, or the image is marked good already): nothing to mark", r.Image), nil
+	}
+	if err := bootstate.Mark(filepath.Join(root, r.CountFile), r.Image, good); err != nil {
+		return "", err
+	}
+	if good {
+		return fmt.Sprintf("marked the boot of %s good: it is no longer counted", r.Image), nil
+	}
+	return fmt.Sprintf("marked the boot of %s bad: the next boot takes the next image of the list", r.Image), nil
+}
+
 // Run writes the boot report found under root ("/" in the booted system) to w: a summary, or
 // with asJSON the file as it is, for scripts.
 func Run(w io.Writer, root string, asJSON bool) error {
-	data, err := os.ReadFile(filepath.Join(root, BootJSON))
-	if errors.Is(err, fs.ErrNotExist) {
-		return ErrNotBooted
+	if asJSON {
+		data, err := os.ReadFile(filepath.Join(root, BootJSON))
+		if errors.Is(err, fs.ErrNotExist) {
+			return ErrNotBooted
+		}
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(data)
+		return err
+	}
+	r, err := Read(root)
+	if errors.Is(err, ErrNotBooted) {
+		return err
 	}
 	if err != nil {
+		return fmt.Errorf("%w (--json prints it as it is)", err)
+	}
+	if err := Summary(w, r); err != nil {
 		return err
 	}
-	if asJSON {
-		_, err := w.Write(data)
+	if r.CountFile != "" {
+		return counts(w, r, filepath.Join(root, r.CountFile))
+	}
+	return nil
+}
+
+// counts writes the boot counting record: each listed image's tries, and the last events.
+func counts(w io.Writer, r Report, path string) error {
+	rec, err := bootstate.Load(path)
+	if err != nil {
+		fmt.Fprintf(w, "Boot counting: %v\n", err)
+		return nil
+	}
+	fmt.Fprintf(w, "Boot counting (%d tries an image; record %s):\n", r.Tries, path)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, ref := range r.Images {
+		img := rec.Images[ref]
+		switch {
+		case img == nil:
+			fmt.Fprintf(tw, "  %s\tnot tried yet\n", ref)
+		case img.Good:
+			fmt.Fprintf(tw, "  %s\tmarked good (%d failed boots before)\n", ref, img.Failures)
+		default:
+			fmt.Fprintf(tw, "  %s\t%d tries left, %d failed boots\n", ref, img.TriesLeft, img.Failures)
+		}
+	}
+	if err := tw.Flush(); err != nil {
 		return err
 	}
-	var r Report
-	if err := json.Unmarshal(data, &r); err != nil {
-		return fmt.Errorf("%s is not a boot report: %w (--json prints it as it is)", BootJSON, err)
+	if len(rec.History) > 0 {
+		fmt.Fprintln(w, "Past boots (oldest first):")
+		for _, e := range rec.History[max(0, len(rec.History)-10):] {
+			fmt.Fprintf(w, "  %s: %s\n", e.Image, e.What)
+		}
 	}
-	return Summary(w, r)
+	return nil
 }
 
 // Summary writes r for a person: what booted from where, then each step's duration.
@@ -45,6 +123,13 @@ func Summary(w io.Writer, r Report) error {
 		fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{name}, args...)...)
 	}
 	fmt.Fprintf(tw, "Booted by dockerinit into %s\n", orUnknown(r.Image))
+	if len(r.Images) > 0 {
+		field("image list", "%s", strings.Join(r.Images, ", "))
+		field("why this one", "%s", orUnknown(r.Why))
+		for _, p := range r.PassedOver {
+			field("passed over", "%s", p)
+		}
+	}
 	field("image ID", "%s", orUnknown(r.ImageID))
 	if others := otherNames(r); len(others) > 0 {
 		field("also named", "%s", strings.Join(others, ", "))

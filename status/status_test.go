@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dockerinit/dockerinit/bootstate"
 )
 
 func sampleReport() Report {
@@ -129,4 +131,62 @@ func firstDiff(got, want string) string {
 		}
 	}
 	return ""
+}
+
+// TestCounting: with boot counting, status shows the list, why this image, each image's tries and
+// the past boots; mark-good and mark-bad change the record the boot left in /run.
+func TestCounting(t *testing.T) {
+	root := t.TempDir()
+	countFile := "/run/dockerinit/state/docker_rwlayer.json"
+	rec := bootstate.Record{}
+	list := []string{"desktop:new", "desktop:good"}
+	present := func(string) error { return nil }
+	for range 2 { // two boots of the new image that never came up
+		c, err := rec.Pick(list, 2, present)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Try(c)
+	}
+	c, err := rec.Pick(list, 2, present)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Try(c)
+	if err := bootstate.Save(filepath.Join(root, countFile), rec); err != nil {
+		t.Fatal(err)
+	}
+	r := Report{Image: c.Ref, Images: list, Tries: 2, Why: c.Why, PassedOver: c.Skipped, CountFile: countFile}
+	data, _ := json.Marshal(r)
+	if err := os.WriteFile(filepath.Join(root, BootJSON), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := Run(&out, root, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Booted by dockerinit into desktop:good",
+		"image list   desktop:new, desktop:good",
+		"why this one  try 1 of 2",
+		"passed over  desktop:new failed 2 boots",
+		"desktop:new   0 tries left, 2 failed boots",
+		"desktop:good  1 tries left, 0 failed boots",
+		"desktop:new: did not come up: the boot was never marked good (0 tries left)",
+	} {
+		if !strings.Contains(strings.Join(strings.Fields(out.String()), " "), strings.Join(strings.Fields(want), " ")) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
+		}
+	}
+	msg, err := Mark(root, true)
+	if err != nil || !strings.Contains(msg, "marked the boot of desktop:good good") {
+		t.Fatalf("Mark good: %q, %v", msg, err)
+	}
+	got, err := bootstate.Load(filepath.Join(root, countFile))
+	if err != nil || !got.Images["desktop:good"].Good || got.Current != "" {
+		t.Errorf("after mark-good the record is %+v, %v", got, err)
+	}
+	if msg, err := Mark(root, true); err != nil { // idempotent
+		t.Errorf("mark-good again: %q, %v", msg, err)
+	}
 }

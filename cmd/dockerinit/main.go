@@ -16,8 +16,9 @@ import (
 const usage = `dockerinit: boot a machine straight into a Docker image.
 
 As /init of an initramfs made by mkbootimg (PID 1), it boots: it reads /etc/dockerinit.toml and
-the kernel command line, finds the btrfs holding the Docker root, snapshots the image's top layer
-to the rw layer, lays the top layer folder over it and switches to the image's init.
+the kernel command line, finds the file system holding the image store, makes the rw layer from the
+image (a btrfs snapshot, or an overlay of its layers), lays the top layer folder over it and
+switches to the image's init.
 
 Usage:
   dockerinit            (as PID 1 only)
@@ -25,11 +26,16 @@ Usage:
                         root= with rootflags=subvol=<rw layer> itself (initramfs-tools, dracut hooks)
   dockerinit status [--json]
                         in the booted system: which image booted, from where, how long each step
-                        took (--json: /run/dockerinit/boot.json as it is)
+                        took, and with boot counting the image list, tries left and past boots
+                        (--json: /run/dockerinit/boot.json as it is)
+  dockerinit mark-good  in the booted system, with boot counting (docker_image=new,good
+                        dockerinit.tries=N): this boot came up, stop counting its image. A runtime
+                        systemd unit runs it after boot-complete.target; other inits call it
+  dockerinit mark-bad   this boot is broken: the next boot takes the next image of the list
 
 Kernel command line: root= rootflags=subvol=NAME[,...] rootfstype= rw|ro docker_path= docker_image=
 toplayer= toplayerfstype= toplayerflags= toplayer_path= init= dockerinit.timeout= dockerinit.rescue
-dockerinit.debug. See the README for each.
+dockerinit.debug dockerinit.namespace= dockerinit.tries=. See the README for each.
 `
 
 func main() {
@@ -61,6 +67,17 @@ func main() {
 			fmt.Fprintf(os.Stderr, "dockerinit status: %v\n", err)
 			os.Exit(1)
 		}
+	case "mark-good", "mark-bad":
+		if flag.NArg() > 1 {
+			fmt.Fprintf(os.Stderr, "dockerinit %s: unexpected argument %q\n", flag.Arg(0), flag.Arg(1))
+			os.Exit(2)
+		}
+		msg, err := status.Mark("/", flag.Arg(0) == "mark-good")
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "dockerinit %s: %v\n", flag.Arg(0), err)
+			os.Exit(1)
+		}
+		fmt.Println(msg)
 	default:
 		flag.Usage()
 		if flag.NArg() > 0 {

@@ -94,6 +94,23 @@ func TestBootCounting(t *testing.T) {
 		expectFact(t, waitCountInit(t, v), "image", "sample_image")
 	})
 
+	t.Run("systemd marks the boot good after boot-complete.target", func(t *testing.T) {
+		// An rw layer of its own: a record of its own, with fresh counts.
+		list := " rootflags=subvol=count_rw docker_image=other_image,sample_image dockerinit.tries=2"
+		v := startVM(t, "count-systemd", cr, baseCmdline+list)
+		if _, err := v.waitFor(regexp.MustCompile(`Finished dockerinit-mark-good\.service`), systemdTimeout); err != nil {
+			v.stop()
+			t.Fatalf("systemd did not run the unit that marks the boot good: %v\n%s", err, v.tail(40))
+		}
+		v.stop()
+		v = startVM(t, "count-systemd-after", cr, base+list)
+		if _, err := v.waitFor(regexp.MustCompile(`dockerinit: booting other_image \(marked good\)`), testinitTimeout); err != nil {
+			v.stop()
+			t.Fatalf("the boot after systemd marked other_image good did not say so: %v\n%s", err, v.tail(30))
+		}
+		expectFact(t, waitCountInit(t, v), "image", "other_image")
+	})
+
 	t.Run("an image gone from the store is passed over", func(t *testing.T) {
 		v := startVM(t, "count-missing", cr, base+" docker_image=nosuch,other_image dockerinit.tries=2")
 		if _, err := v.waitFor(regexp.MustCompile(`dockerinit: warning: nosuch is not in the store .*: booting other_image instead`), testinitTimeout); err != nil {

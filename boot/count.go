@@ -110,6 +110,7 @@ After=boot-complete.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
+StandardOutput=journal+console
 ExecStart=` + runBinary + ` mark-good
 `
 	wants := filepath.Join(unitDir, "multi-user.target.wants")

@@ -98,7 +98,7 @@ func TestBootCounting(t *testing.T) {
 		// An rw layer of its own: a record of its own, with fresh counts.
 		list := " rootflags=subvol=count_rw docker_image=other_image,sample_image dockerinit.tries=2"
 		v := startVM(t, "count-systemd", cr, baseCmdline+list)
-		if _, err := v.waitFor(regexp.MustCompile(`Finished dockerinit-mark-good\.service`), systemdTimeout); err != nil {
+		if _, err := v.waitFor(regexp.MustCompile(`marked the boot of other_image good`), systemdTimeout); err != nil {
 			v.stop()
 			t.Fatalf("systemd did not run the unit that marks the boot good: %v\n%s", err, v.tail(40))
 		}

@@ -47,10 +47,8 @@ podman-overlay podman-btrfs containerd-overlayfs"
 STORE_ROOTS="var/lib/docker var/lib/containerd var/lib/containers/storage"
 
 log() { printf 'stores: %s\n' "$*" >&2; }
-die() {
-	log "error: $*"
-	exit 1
-}
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 # cell_fs prints the file system of CELL's disk.
 cell_fs() {
@@ -64,7 +62,7 @@ cell_fs() {
 # need_tools fails naming every missing Debian package at once: those of CELL, or for list only
 # the mount tools.
 need_tools() {
-	local sub=$1 cell=$2 missing=() pair pairs
+	local sub=$1 cell=$2 pairs
 	[ "$(id -u)" = 0 ] || die "must run as root (loop mounts, dockerd, podman, containerd, debootstrap)"
 	pairs="flock:util-linux losetup:mount mount:mount"
 	if [ "$sub" = build ]; then
@@ -80,24 +78,10 @@ need_tools() {
 		containerd-*) pairs+=" $CONTAINERD:containerd $CTR:containerd" ;;
 		esac
 	fi
-	for pair in $pairs; do
-		command -v "${pair%%:*}" >/dev/null || missing+=("${pair##*:}")
-	done
-	if [ ${#missing[@]} -gt 0 ]; then
-		mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-		die "missing packages: ${missing[*]}; install them with: apt-get install ${missing[*]}"
-	fi
+	# shellcheck disable=SC2086 # one word a pair
+	need_packages $pairs
 }
 
-# lock takes OUTDIR's lock for the rest of the process.
-lock() {
-	[ "${DOCKERINIT_FIXTURE_LOCKED:-}" = 1 ] && return
-	exec {lockfd}>"$1/.lock"
-	if ! flock -n "$lockfd"; then
-		log "waiting for another user of $1 (a test run)"
-		flock "$lockfd"
-	fi
-}
 
 # cache_lock takes the lock on one kind of this script's shared cache entries, $CACHE/.stores-$1.lock
 # (a trixie debootstrap must not hold up the images or a disk copy); cache_unlock drops it. One at a
@@ -112,38 +96,7 @@ cache_lock() {
 }
 cache_unlock() { exec {cachefd}>&-; }
 
-# mirror is the Debian mirror apt uses here, so debootstrap goes where apt-get goes (as fixture.sh).
-mirror() {
-	if [ -n "${DOCKERINIT_MIRROR:-}" ]; then
-		echo "$DOCKERINIT_MIRROR"
-		return
-	fi
-	local m
-	m=$(grep -hoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
-		/etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1 | tr -d ' ' || true)
-	echo "${m:-http://deb.debian.org/debian}"
-}
 
-# make_toplayer fills the top layer folder with one entry of each kind the layer semantics cover.
-# (A copy of fixture.sh's, word for word: the QEMU tests check the same top layer on every store.)
-make_toplayer() {
-	local t=$1
-	mkdir -p "$t/etc" "$t/root" "$t/opt/toplayer/empty"
-	chmod 0700 "$t/root"
-	echo dockerinit-top >"$t/etc/hostname"
-	: >"$t/etc/.wh.motd" # OCI whiteout: the image's /etc/motd must be gone
-	echo "dotfile from the top layer" >"$t/root/.dockerinit-dotfile"
-	printf '#!/bin/sh\necho setuid test file\n' >"$t/opt/toplayer/setuid"
-	chown 1234:1234 "$t/opt/toplayer/setuid"
-	chmod 4755 "$t/opt/toplayer/setuid" # after chown, which clears setuid
-	echo "one inode, two names" >"$t/opt/toplayer/link-a"
-	ln "$t/opt/toplayer/link-a" "$t/opt/toplayer/link-b"
-	echo "carries an xattr" >"$t/opt/toplayer/xattr"
-	setfattr -n user.dockerinit -v top "$t/opt/toplayer/xattr"
-	ln -s link-a "$t/opt/toplayer/symlink"
-	echo "dated 2001-02-03" >"$t/opt/toplayer/dated"
-	touch -d '2001-02-03 04:05:06 UTC' "$t/opt/toplayer/dated"
-}
 
 # list_stores prints the fingerprint of the stores under the disk's top $1: every path of every
 # store root there is, with type, mode, owner, size, mtime and link target (as fixture.sh's
@@ -524,7 +477,7 @@ tool_versions() {
 cell_key() {
 	local cell=$1
 	{
-		cat "$self"
+		cat "$self" "$here/lib.sh"
 		echo "$cell $images_key"
 		tool_versions "$cell"
 	} | sha256sum | cut -d' ' -f1

@@ -37,8 +37,7 @@ func ParseBoot(console []byte) (Boot, error) {
 	var haveRun, haveStart bool
 	var doc []string
 	var rootDev string
-	for line := range strings.Lines(string(console)) {
-		line = strings.TrimRight(line, "\r\n")
+	for _, line := range unsplice(console) {
 		if haveRun && b.FirstLineS == 0 && (strings.Contains(line, firstLine) || strings.Contains(line, FloorFirstLine)) {
 			b.FirstLineS, _ = printkStamp(line)
 		}
@@ -85,6 +84,31 @@ func ParseBoot(console []byte) (Boot, error) {
 	}
 	b.Steps = report.Steps
 	return b, nil
+}
+
+// unsplice splits the console into lines, mending those that a kernel line cut in two: the kernel
+// writes to the serial console whenever it logs, so "DITEST start upt[    4.19] cdrom: ...\r\n"
+// followed by "ime=4.16" is the kernel's line and, around it, testinit's "DITEST start uptime=4.16".
+func unsplice(console []byte) []string {
+	var out []string
+	carry := "" // the start of a user line a kernel line cut off
+	for line := range strings.Lines(string(console)) {
+		line = carry + strings.TrimRight(line, "\r\n")
+		carry = ""
+		if i := strings.Index(line, "["); i > 0 {
+			// printkStamp takes only "[ seconds]": "[vda]" or a JSON array is no kernel line.
+			if _, ok := printkStamp(line[i:]); ok {
+				out = append(out, line[i:])
+				carry = line[:i]
+				continue
+			}
+		}
+		out = append(out, line)
+	}
+	if carry != "" {
+		out = append(out, carry)
+	}
+	return out
 }
 
 // printkStamp reads the time stamp of a kernel console line, "[    2.345678] ...".

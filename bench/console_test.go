@@ -44,6 +44,9 @@ func TestParseBoot(t *testing.T) {
 			"[ 1.0] Run /init as init process\n[ 1.1] virtio_blk virtio0: [vda]\n[ 1.2] dockerinit: booting image x\n" +
 			"[ 1.3] dockerinit: root device /dev/vda (LABEL=linux) found after 50ms\nDITEST start uptime=3\n",
 			want: Boot{RunInitS: 1.0, RealInitS: 3, FirstLineS: 1.2, RootFoundS: 1.3, RootWaitS: 0.05, DiskS: 1.1}},
+		{name: "marker cut by a kernel line", console: "[ 1.0] Run /init as init process\r\n" +
+			"DITEST start upt[    4.196831] cdrom: Uniform CD-ROM driver Revision: 3.20\r\nime=4.16\r\nDITEST image x [vda]\r\n",
+			want: Boot{RunInitS: 1.0, RealInitS: 4.16}},
 		{name: "the floor's first line", console: "[ 1.0] Run /init as init process\n[ 1.05] floor: /init started\nDITEST start uptime=3\n",
 			want: Boot{RunInitS: 1.0, RealInitS: 3, FirstLineS: 1.05}},
 		{name: "the first line is the root device line", console: "[ 1.0] Run /init as init process\n" +

@@ -247,7 +247,7 @@ func floorWhy(ours, floor *Initrd) string {
 }
 
 // startupWhy splits the time before dockerinit's first line: the boot.json steps up to the one
-// that prints it (reading the parameters), and the rest, which is the Go runtime's start and
+// that prints it (mounting /dev, where the kernel log is), and the rest, which is the Go runtime's start and
 // package init before main.
 func startupWhy(ours *Initrd) string {
 	b, _ := MedianBoot(ours.Boots)
@@ -257,7 +257,7 @@ func startupWhy(ours *Initrd) string {
 	for _, st := range b.Steps {
 		before = append(before, fmt.Sprintf("%q %.0f ms", st.Name, st.MS))
 		steps += st.MS
-		if st.Name == "read parameters" {
+		if st.Name == "mount /proc /sys /dev /run" {
 			break
 		}
 	}

@@ -99,8 +99,10 @@ func (s *Sequence) stepList() []step {
 	full := s.opts.Mode == Full
 	steps := []step{
 		{name: "mount /proc /sys /dev /run", run: s.mountAPI},
-		{name: "read parameters", run: s.readParams},
+		// Before the parameters: the modules btrfs needs take the longest of the boot (raid6_pq's
+		// benchmark), and loading them needs nothing the parameters say.
 		{name: "start loading modules", run: s.startModules},
+		{name: "read parameters", run: s.readParams},
 		{name: "find root device", run: s.findRoot},
 		{name: "wait for file system modules", run: s.waitForcedModules},
 		{name: "wait for all btrfs devices", run: s.assembleRoot},
@@ -238,6 +240,9 @@ func (s *Sequence) mountAPI() error {
 	}
 	if s.log == nil || !s.log.kmsg {
 		s.log = NewLogger() // /dev/kmsg exists only now
+		if s.opts.Mode == Full {
+			s.log.Infof("/init started") // the first line: how long the kernel's exec and Go's start-up took
+		}
 	}
 	if s.opts.Mode == Full && s.devkmsg == "" {
 		s.devkmsg = unlimitDevkmsg()

@@ -19,23 +19,31 @@ import (
 // host reboots or powers off the machine when asked at the prompt.
 var host rescue.Host
 
-// shellLock guards the rescue shell for the whole boot, read from dockerinit.toml's [rescue] table
-// once: PID 1 reads it as it starts (LoadRescuePassword), because a switch_root whose exec fails
-// has emptied the initramfs, that file with it, and a missing file must not then open the shell
-// with no password. In dockerinit prepare, which switches nothing, it is read at the first need.
-var shellLock = sync.OnceValue(func() *rescue.Lock { return readLock(rescueConfig) })
+// shellLock guards the rescue shell for the whole boot, from dockerinit.toml's [rescue] table:
+// PID 1 reads the file's bytes as it starts (LoadRescuePassword), because a switch_root whose
+// exec fails has emptied the initramfs, that file with it, and a missing file must not then open
+// the shell with no password. They are decoded only when the shell is asked for: a first TOML
+// decode costs tens of milliseconds of the boot under emulation. In dockerinit prepare, which
+// switches nothing, the file is read at the first need.
+var shellLock = sync.OnceValue(func() *rescue.Lock {
+	data, err := rescueFile()
+	return lockFrom(data, err)
+})
 
-// rescueConfig is where shellLock reads the [rescue] table; a test points it elsewhere.
+// rescueFile is dockerinit.toml's bytes, read once.
+var rescueFile = sync.OnceValues(func() ([]byte, error) { return os.ReadFile(rescueConfig) })
+
+// rescueConfig is where rescueFile reads; a test points it elsewhere.
 var rescueConfig = configPath
 
-// LoadRescuePassword reads the rescue shell's password now, before anything can delete the file.
-func LoadRescuePassword() { shellLock() }
+// LoadRescuePassword reads the file holding the rescue shell's password now, before anything can
+// delete it.
+func LoadRescuePassword() { _, _ = rescueFile() }
 
-// readLock reads the [rescue] table of the configuration at path. It reads that table alone, so
-// that a typo elsewhere in the file, which stops the boot, does not also unlock the shell; a
-// file that cannot be read or decoded keeps the shell locked.
-func readLock(path string) *rescue.Lock {
-	data, err := os.ReadFile(path)
+// lockFrom decodes the [rescue] table of the configuration read as data, err. It decodes that
+// table alone, so that a typo elsewhere in the file, which stops the boot, does not also unlock
+// the shell; a file that cannot be read or decoded keeps the shell locked.
+func lockFrom(data []byte, err error) *rescue.Lock {
 	if errors.Is(err, os.ErrNotExist) {
 		return rescue.NewLock("", nil)
 	}

@@ -61,7 +61,8 @@ func TestReadLock(t *testing.T) {
 				}
 			}
 			var out bytes.Buffer
-			err := readLock(path).Unlock(typedConsole(t, tt.typed), &out)
+			data, rerr := os.ReadFile(path)
+			err := lockFrom(data, rerr).Unlock(typedConsole(t, tt.typed), &out)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Errorf("Unlock = %v, want %q", err, tt.wantErr)
 			}

@@ -22,7 +22,8 @@ mount -t proc proc /proc 2>/dev/null
 img=$(cat /etc/dockerinit-test-image)
 echo "DITEST image $img"
 for w in $(cat /proc/cmdline); do
-	[ "$w" = "ditest.fail=$img" ] && echo "DITEST failing" && exit 1
+	# The pause lets the line reach the console before the panic.
+	[ "$w" = "ditest.fail=$img" ] && echo "DITEST failing" && sleep 1 && exit 1
 done
 /run/dockerinit/dockerinit mark-good | sed 's/^/DITEST markgood /'
 /run/dockerinit/dockerinit status | sed 's/^/DITEST status /'

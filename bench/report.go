@@ -43,17 +43,7 @@ func Markdown(res Results, chart string) string {
 			ratioText(Median(c.ApplyS), Median(c.CpS)), maxRatio)
 	}
 
-	p("\n## Snapshot cost against image size\n\n")
-	p("`btrfs.Snapshot` of a subvolume holding an image of each size (what the boot's \"make rw layer\" step does); it should stay flat.\n\n")
-	p("| image | files | size | snapshot (ms) |\n|---|--:|--:|--:|\n")
-	for _, s := range res.Snapshots {
-		p("| %s | %d | %.2f GB | %s |\n", s.Name, s.Files, float64(s.Bytes)/1e9, spread(s.MS, 1))
-	}
-	if n := len(res.Snapshots); n >= 2 {
-		first, last := res.Snapshots[0], res.Snapshots[n-1]
-		p("\n%s / %s: %s for %.1f× the data.\n", last.Name, first.Name,
-			ratioText(Median(last.MS), Median(first.MS)), float64(last.Bytes)/float64(max(first.Bytes, 1)))
-	}
+	p("\n%s", snapshotSection(res.Snapshots))
 
 	if res.Load != nil {
 		p("\n%s", loadSection(res.Load))
@@ -257,6 +247,45 @@ func ratioTable(res Results) string {
 				ratioText(Median(o.BuildS), Median(t.BuildS)), ratioText(oi, ti))
 		}
 		b.WriteString(" |\n")
+	}
+	return b.String()
+}
+
+// snapshotSection is the cost of making the rw layer against image size: the btrfs snapshot and,
+// when measured, the overlayfs mount (and unmount) over the same images, in one table.
+func snapshotSection(snaps []Snapshot) string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	overlay := slices.ContainsFunc(snaps, func(s Snapshot) bool { return len(s.OverlayMountMS) > 0 })
+	p("## Snapshot cost against image size\n\n")
+	p("`btrfs.Snapshot` of a subvolume holding an image of each size (what the boot's \"make rw layer\" step does on a btrfs store)")
+	if overlay {
+		p("; and, on an overlay store, what the boot does instead: an overlayfs mounted with the image as its lower folder " +
+			"and fresh upper and work folders on an ext4 (`lowerdir=IMAGE,upperdir=UPPER,workdir=WORK,volatile`, as boot/overlay.go " +
+			"builds them), then unmounted, the rounds interleaved with the snapshots'")
+	}
+	p(". Each should stay flat.\n\n")
+	if overlay {
+		p("| image | files | size | snapshot (ms) | overlayfs mount (ms) | overlayfs unmount (ms) |\n|---|--:|--:|--:|--:|--:|\n")
+	} else {
+		p("| image | files | size | snapshot (ms) |\n|---|--:|--:|--:|\n")
+	}
+	for _, s := range snaps {
+		p("| %s | %d | %.2f GB | %s", s.Name, s.Files, float64(s.Bytes)/1e9, spread(s.MS, 1))
+		if overlay {
+			p(" | %s | %s", spread(s.OverlayMountMS, 2), spread(s.OverlayUmountMS, 2))
+		}
+		p(" |\n")
+	}
+	if n := len(snaps); n >= 2 {
+		first, last := snaps[0], snaps[n-1]
+		ratios := ratioText(Median(last.MS), Median(first.MS))
+		if overlay {
+			ratios = fmt.Sprintf("snapshot %s, overlayfs mount %s, unmount %s,", ratios,
+				ratioText(Median(last.OverlayMountMS), Median(first.OverlayMountMS)),
+				ratioText(Median(last.OverlayUmountMS), Median(first.OverlayUmountMS)))
+		}
+		p("\n%s / %s: %s for %.1f× the data.\n", last.Name, first.Name, ratios, float64(last.Bytes)/float64(max(first.Bytes, 1)))
 	}
 	return b.String()
 }

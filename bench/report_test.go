@@ -103,8 +103,8 @@ func TestTargets(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			targets := tc.res.Targets()
-			if len(targets) != 7 {
-				t.Fatalf("%d targets, want the issues' 7", len(targets))
+			if len(targets) != 8 {
+				t.Fatalf("%d targets, want the issues' 8", len(targets))
 			}
 			for prefix, want := range tc.want {
 				// A key names the metric it equals, else those it starts: `"Run /init" to real init`

@@ -53,6 +53,10 @@ type Initrd struct {
 	Boots     []Boot    `json:"boots,omitempty"` // none when it was not booted
 	// Floor marks the bench's own minimal /init (bench/floor): the least any initramfs must do.
 	Floor bool `json:"floor,omitempty"`
+	// Store names the image store it boots from when that is not the fixture's (Docker's btrfs
+	// driver), e.g. "Docker overlay2 on ext4": one of ours booting an overlayfs of the image's
+	// layers, compared with ours booting the btrfs snapshot.
+	Store string `json:"store,omitempty"`
 }
 
 // Part is one kind of content of an initramfs, uncompressed.
@@ -105,12 +109,17 @@ type CopyCase struct {
 	CpS    []float64 `json:"cp_s"`
 }
 
-// Snapshot is the cost of one rw layer snapshot of an image of a given size.
+// Snapshot is the cost of making the rw layer of an image of a given size: a btrfs snapshot of
+// it, and an overlayfs mounted over it (and unmounted), as the boot does on an overlay store.
 type Snapshot struct {
 	Name  string    `json:"name"` // e.g. "0.5 GB image"
 	Files int       `json:"files"`
 	Bytes int64     `json:"bytes"`
-	MS    []float64 `json:"ms"`
+	MS    []float64 `json:"ms"` // btrfs.Snapshot
+	// OverlayMountMS and OverlayUmountMS time mounting an overlayfs with the image as its lower
+	// folder and fresh upper and work folders (volatile), and unmounting it; none when not measured.
+	OverlayMountMS  []float64 `json:"overlay_mount_ms,omitempty"`
+	OverlayUmountMS []float64 `json:"overlay_umount_ms,omitempty"`
 }
 
 // Median is the middle of xs (the mean of the two middle values for an even count), 0 for none.

@@ -54,11 +54,22 @@ func (res Results) floor() *Initrd {
 	return nil
 }
 
-// pair returns our main initramfs (the first one mkbootimg built) and the baseline's.
+// overlay returns our initramfs that boots from an overlay store, nil when there is none.
+func (res Results) overlay() *Initrd {
+	for i := range res.Initrds {
+		if res.Initrds[i].Ours && res.Initrds[i].Store != "" {
+			return &res.Initrds[i]
+		}
+	}
+	return nil
+}
+
+// pair returns our main initramfs (the first one mkbootimg built for the fixture's btrfs store)
+// and the baseline's.
 func (res Results) pair() (ours, base *Initrd) {
 	for i := range res.Initrds {
 		in := &res.Initrds[i]
-		if in.Ours && ours == nil {
+		if in.Ours && in.Store == "" && ours == nil {
 			ours = in
 		}
 		if !in.Ours && in.Name == Baseline {
@@ -133,6 +144,16 @@ func (res Results) Targets() []Ratio {
 	add(vsFloor, func(r Ratio) string { return floorWhy(ours, floor) })
 	add(startup, func(Ratio) string { return startupWhy(ours) })
 
+	ov := res.overlay()
+	vsBtrfs := Ratio{Metric: `"Run /init" to real init, overlay2 store (vs btrfs)`, Unit: "s", Max: 1.1}
+	if ov != nil {
+		vsBtrfs.Ours, _ = bootMedians(ov.Boots)
+	}
+	if ours != nil {
+		vsBtrfs.Theirs, _ = bootMedians(ours.Boots)
+	}
+	add(vsBtrfs, func(Ratio) string { return overlayWhy(ov, ours) })
+
 	for _, c := range []struct {
 		sameFS bool
 		metric string
@@ -159,7 +180,9 @@ func missingWhat(r Ratio, ours, base, floor *Initrd) string {
 		return "the console showed no dockerinit line after \"Run /init\""
 	case r.Theirs == 0 && strings.HasSuffix(r.Metric, "(vs floor)") && (floor == nil || len(floor.Boots) == 0):
 		return "the floor initramfs was not built or did not boot"
-	case r.Theirs == 0 && base == nil:
+	case r.Ours == 0 && strings.HasSuffix(r.Metric, "(vs btrfs)"):
+		return "no initramfs was built from an overlay store, or it did not boot"
+	case r.Theirs == 0 && base == nil && !strings.HasSuffix(r.Metric, "(vs btrfs)"):
 		return "no " + Baseline + " initramfs was built"
 	case r.Ours == 0:
 		return "no figure for dockerinit"
@@ -222,6 +245,49 @@ func copyWhy(res Results, sameFS bool) string {
 	}
 	return fmt.Sprintf("%.0f MB in %d files: toplayer %.0f MB/s, cp -a %.0f MB/s",
 		mb, res.TopLayer.Files, mb/apply, mb/cp)
+}
+
+// overlayWhy says where the overlay store's boot spends its time beyond the btrfs one's: the
+// steps of the two median boots that differ most.
+func overlayWhy(ov, btrfs *Initrd) string {
+	o, _ := bootMedians(ov.Boots)
+	b, _ := bootMedians(btrfs.Boots)
+	s := fmt.Sprintf("%.0f ms more than the btrfs store's %.0f ms", (o-b)*1000, b*1000)
+	om, _ := MedianBoot(ov.Boots)
+	bm, _ := MedianBoot(btrfs.Boots)
+	type diff struct {
+		name string
+		ms   float64
+	}
+	var diffs []diff
+	seen := map[string]bool{}
+	for _, st := range om.Steps {
+		seen[st.Name] = true
+		d := st.MS
+		for _, bs := range bm.Steps {
+			if bs.Name == st.Name {
+				d -= bs.MS
+			}
+		}
+		diffs = append(diffs, diff{st.Name, d})
+	}
+	for _, bs := range bm.Steps {
+		if !seen[bs.Name] {
+			diffs = append(diffs, diff{bs.Name, -bs.MS})
+		}
+	}
+	slices.SortStableFunc(diffs, func(a, b diff) int { return cmp.Compare(b.ms, a.ms) })
+	var worse []string
+	for _, d := range diffs {
+		if d.ms <= 0 || len(worse) == 2 {
+			break
+		}
+		worse = append(worse, fmt.Sprintf("%q %+.0f ms", d.name, d.ms))
+	}
+	if len(worse) == 0 {
+		return s + "; boot.json's steps of the median boots do not say where"
+	}
+	return s + "; the steps of the median boots that grew most: " + strings.Join(worse, " and ")
 }
 
 // floorFinding says when the floor itself is above the target against the baseline: then no

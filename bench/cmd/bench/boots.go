@@ -187,7 +187,11 @@ func bootRounds(ctx context.Context, rounds int, gens []*generator, disk, logDir
 			if g.dropped != nil {
 				continue
 			}
-			b, err := boot(ctx, machineBoot{dir: g.boot, disk: disk, cmdline: bootCmdline},
+			m := machineBoot{dir: g.boot, disk: disk, cmdline: bootCmdline}
+			if g.disk != "" {
+				m.disk, m.cmdline = g.disk, g.cmdline
+			}
+			b, err := boot(ctx, m,
 				filepath.Join(logDir, fmt.Sprintf("%s-%d.log", fileName(g.Name), r+1)))
 			if ctx.Err() != nil {
 				return ctx.Err()

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/dockerinit/dockerinit/bench"
 	"github.com/dockerinit/dockerinit/btrfs"
 	"github.com/dockerinit/dockerinit/toplayer"
@@ -120,7 +122,9 @@ func topLayerBench(ctx context.Context, s scratch, rounds int, tl *bench.TopLaye
 
 // snapshotBench times btrfs.Snapshot of the tree (the small image) and of a subvolume holding
 // copies of it reflinked eight times over (the big one: eight times the files and extent
-// references, as distinct data would have, without writing it all on a shared disk).
+// references, as distinct data would have, without writing it all on a shared disk). Each round
+// also times, right after each snapshot, what the boot does on an overlay store instead: an
+// overlayfs mounted over the same image and unmounted (overlayMount).
 func snapshotBench(ctx context.Context, s scratch, rounds int, tl bench.TopLayer) ([]bench.Snapshot, error) {
 	const copies = 8
 	tree := filepath.Join(s.btrfs, "tree")
@@ -163,9 +167,51 @@ func snapshotBench(ctx context.Context, s scratch, rounds int, tl bench.TopLayer
 			if err := dropSubvolume(ctx, s.btrfs, dst); err != nil {
 				return nil, err
 			}
+			mount, umount, err := overlayMount(s, srcs[k])
+			if err != nil {
+				return nil, err
+			}
+			snaps[k].OverlayMountMS = append(snaps[k].OverlayMountMS, mount)
+			snaps[k].OverlayUmountMS = append(snaps[k].OverlayUmountMS, umount)
+			logf("overlayfs %d/%d %s: mount %.2f ms, unmount %.2f ms", r+1, rounds, snaps[k].Name, mount, umount)
 		}
 	}
 	return snaps, nil
+}
+
+// overlayMount times mounting an overlayfs with lower as its one lower folder and a fresh upper
+// and work folder on the scratch ext4 (an overlay store's file system in the overlay2 cell), with
+// the options boot/overlay.go's overlayOptions builds (lowerdir=,upperdir=,workdir=,volatile),
+// then unmounting it; the folders are made and synced before, and removed after, untimed.
+func overlayMount(s scratch, lower string) (mountMS, umountMS float64, err error) {
+	rw := filepath.Join(s.ext4, "rwlayer")
+	upper, work, mnt := filepath.Join(rw, "upper"), filepath.Join(rw, "work"), filepath.Join(s.ext4, "merged")
+	for _, d := range []string{rw, upper, work, mnt} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return 0, 0, err
+		}
+	}
+	defer func() {
+		if rmErr := os.RemoveAll(rw); err == nil {
+			err = rmErr
+		}
+	}()
+	if err := syncfs(s.ext4); err != nil {
+		return 0, 0, err
+	}
+	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work + ",volatile"
+	start := time.Now()
+	if err := unix.Mount("overlay", mnt, "overlay", 0, opts); err != nil {
+		return 0, 0, fmt.Errorf("mount an overlayfs over %s (%s): %w", lower, opts, err)
+	}
+	mountMS = float64(time.Since(start).Nanoseconds()) / 1e6
+	start = time.Now()
+	if err := unix.Unmount(mnt, 0); err != nil {
+		_ = unmountDir(mnt)
+		return 0, 0, fmt.Errorf("unmount the overlayfs at %s: %w", mnt, err)
+	}
+	umountMS = float64(time.Since(start).Nanoseconds()) / 1e6
+	return mountMS, umountMS, nil
 }
 
 // writeTrees writes the generated tree on the btrfs (as a subvolume: it is also the small

@@ -28,6 +28,9 @@ type generator struct {
 	dropped  error // why it is out of the comparison
 	// floorModules are the modules the floor loads, for the notes; set for the floor only.
 	floorModules []string
+	// disk and cmdline, when set, are what it boots instead of the fixture disk's copy and
+	// bootCmdline: its own store's disk.
+	disk, cmdline string
 }
 
 // ours is mkbootimg with one module set, reading the image from the Docker root.
@@ -47,6 +50,49 @@ func ours(o options, dockerRoot, set string) *generator {
 	}
 	g.cmd = func() *exec.Cmd { return exec.Command(filepath.Join(o.repo, "bin", "mkbootimg"), args...) }
 	return g
+}
+
+// overlayCell is the stores.sh cell the overlay row boots: Docker's overlay2 driver on ext4.
+const (
+	overlayCell      = "docker-overlay2-ext4"
+	overlayStorePath = "var/lib/docker" // the store's folder on the cell's disk, as docker_path= names it
+	overlayName      = "dockerinit (overlay2)"
+)
+
+// oursOverlay makes the overlay2 cell's disk in WORK/store-overlay2 with qemu-tests/stores.sh
+// (restored from its cache in seconds once made) and mounts it read-only without log replay, as
+// the store tests do; it returns mkbootimg --store on that store, which boots the disk with
+// docker_path=var/lib/docker, and the unmount.
+func oursOverlay(ctx context.Context, u *undo, o options) (*generator, func() error, error) {
+	dir := filepath.Join(o.work, "store-overlay2")
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(o.repo, "qemu-tests", "stores.sh"), overlayCell, dir)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return nil, nil, fmt.Errorf("qemu-tests/stores.sh %s: %w", overlayCell, err)
+	}
+	disk := filepath.Join(dir, "disk.img")
+	u.push(func() error { return removeTree(dir) })
+	mnt := filepath.Join(o.work, "store-overlay2-ro")
+	unmount, err := u.mount(ctx, mnt, "-o", "loop,ro,noload", disk)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mount the overlay2 store's disk: %w", err)
+	}
+	out := filepath.Join(o.work, "boot-overlay2")
+	args := []string{"--store", filepath.Join(mnt, overlayStorePath), "--image", o.image, "--out", out, "--modules", "generic"}
+	g := &generator{
+		Initrd: bench.Initrd{Name: overlayName, Ours: true, Store: "Docker overlay2 on ext4 (stores.sh " + overlayCell + ")",
+			Build: "mkbootimg --store DISK/" + overlayStorePath + " --image " + o.image + " --out DIR --modules generic"},
+		prep:     func() error { return nil },
+		output:   filepath.Join(out, "initramfs.img"),
+		log:      filepath.Join(o.work, "logs", "mkbootimg-overlay2.log"),
+		boot:     out,
+		required: o.only == "overlay",
+		bootable: true,
+		disk:     disk,
+		cmdline:  strings.Replace(bootCmdline, "docker_path=docker", "docker_path="+overlayStorePath, 1),
+	}
+	g.cmd = func() *exec.Cmd { return exec.Command(filepath.Join(o.repo, "bin", "mkbootimg"), args...) }
+	return g, unmount, nil
 }
 
 // debianTool is a Debian initramfs generator installed with apt-get into its own copy of the

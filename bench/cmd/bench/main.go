@@ -7,7 +7,10 @@
 // and the README's Performance section. It needs root (loop mounts, chroots) and network access
 // to the Debian mirror (to install the baselines in copies of the image); it installs nothing on
 // the host. -only load measures the load cases alone, in a few minutes, and keeps the other
-// figures of the last full run.
+// figures of the last full run. dockerinit also boots the image from an overlay2 store (the disk
+// qemu-tests/stores.sh makes for its docker-overlay2-ext4 cell), interleaved with the other boots,
+// and the snapshot figures have the overlayfs mount beside them; -only overlay measures these two
+// alone, beside dockerinit's boots from the btrfs fixture.
 package main
 
 import (
@@ -49,7 +52,8 @@ func main() {
 	flag.IntVar(&o.treeFiles, "tree-files", 20000, "files in the top layer tree")
 	flag.IntVar(&o.treeMB, "tree-mb", 500, "MB in the top layer tree (also the small image; the big one is 8 times it)")
 	flag.StringVar(&o.only, "only", "", "\"load\": only the load cases (no baselines, top layer or snapshot figures), kept beside the other figures of the last run in the results; "+
-		"\"floor\": only dockerinit's boots and the floor's, interleaved, written to WORK/results-floor and not the README (to iterate on the boot)")
+		"\"floor\": only dockerinit's boots and the floor's, interleaved, written to WORK/results-floor and not the README (to iterate on the boot); "+
+		"\"overlay\": only dockerinit's boots from the btrfs fixture and from the overlay2 store cell, interleaved, and the snapshot against overlayfs mount cost, written to WORK/results-overlay and not the README")
 	flag.BoolVar(&o.reuseFixture, "reuse-fixture", false, "use the fixture's disk.img as it is, without running fixture.sh on it (a fixture another checkout made, e.g. CI's: only read and copied)")
 	flag.StringVar(&o.loadFixture, "load-fixture", "", "fixture.sh load's directory for the load cases' store (default REPO/out/fixture-load)")
 	flag.IntVar(&o.loadFiles, "load-files", 100000, "files in the load case's top layer")
@@ -88,12 +92,12 @@ func (o *options) resolve() error {
 	if o.rounds < 3 || o.snapRounds < 3 {
 		return fmt.Errorf("-rounds %d, -snapshot-rounds %d: medians need at least 3 runs each", o.rounds, o.snapRounds)
 	}
-	if o.only != "" && o.only != "load" && o.only != "floor" {
-		return fmt.Errorf("-only %q: the parts that run alone are \"load\" and \"floor\"", o.only)
+	if o.only != "" && o.only != "load" && o.only != "floor" && o.only != "overlay" {
+		return fmt.Errorf("-only %q: the parts that run alone are \"load\", \"floor\" and \"overlay\"", o.only)
 	}
-	if o.only == "floor" {
+	if o.only == "floor" || o.only == "overlay" {
 		// A partial run must not replace the last full run's results or the README.
-		o.results, o.readme = filepath.Join(o.work, "results-floor"), "-"
+		o.results, o.readme = filepath.Join(o.work, "results-"+o.only), "-"
 	}
 	if o.loadFiles <= 0 || o.late <= 0 {
 		return fmt.Errorf("-load-files %d, -late %v: want positive values", o.loadFiles, o.late)
@@ -177,7 +181,28 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
-	gens := []*generator{ours(o, filepath.Join(mnt, "docker"), "generic"), ours(o, filepath.Join(mnt, "docker"), "host")}
+	gens := []*generator{ours(o, filepath.Join(mnt, "docker"), "generic")}
+	if o.only != "overlay" {
+		gens = append(gens, ours(o, filepath.Join(mnt, "docker"), "host"))
+	}
+	// The overlay row: ours on the overlay2 store cell's disk, built and booted with the others.
+	unmountStore := func() error { return nil }
+	if o.only == "" || o.only == "overlay" {
+		logf("overlay2: qemu-tests/stores.sh %s, mkbootimg --store on it", overlayCell)
+		g, unmount, err := oursOverlay(ctx, u, o)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil && o.only == "overlay":
+			return err
+		case err != nil:
+			logf("%s left out: %v", overlayName, err)
+			note("%s is left out: %v", overlayName, err)
+		default:
+			gens = append(gens, g)
+			unmountStore = unmount
+		}
+	}
 	var versions []bench.Version
 	var tools []debianTool
 	if o.only == "" {
@@ -217,17 +242,25 @@ func run(ctx context.Context, o options) error {
 	if err := unmountDisk(); err != nil {
 		return err
 	}
+	if err := unmountStore(); err != nil {
+		return err
+	}
 
 	// The floor boots right after ours in every round; it is built from ours, after ours.
-	logf("floor: the least any initramfs must do, built from %s", gens[0].Name)
-	floor, err := buildFloor(ctx, o, gens[0], disk, filepath.Join(o.work, "console"))
+	var floor *generator
+	if o.only != "overlay" {
+		logf("floor: the least any initramfs must do, built from %s", gens[0].Name)
+		floor, err = buildFloor(ctx, o, gens[0], disk, filepath.Join(o.work, "console"))
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if err != nil {
+	switch {
+	case o.only == "overlay":
+	case err != nil:
 		logf("floor left out: %v", err)
 		note("the floor is left out: %v", err)
-	} else {
+	default:
 		bootable = append(bootable[:1], append([]*generator{floor}, bootable[1:]...)...)
 		gens = append(gens, floor)
 		res.Initrds = append(res.Initrds, floor.Initrd)
@@ -256,8 +289,10 @@ func run(ctx context.Context, o options) error {
 		return write(o, res)
 	}
 
-	if res.Load, err = runLoad(ctx, u, o, gens[0].boot, disk); err != nil {
-		return err
+	if o.only == "" {
+		if res.Load, err = runLoad(ctx, u, o, gens[0].boot, disk); err != nil {
+			return err
+		}
 	}
 
 	logf("top layer: writing %d files, %d MB on a scratch btrfs and ext4", o.treeFiles, o.treeMB)
@@ -268,8 +303,10 @@ func run(ctx context.Context, o options) error {
 	if err := writeTrees(ctx, s, res.TopLayer); err != nil {
 		return err
 	}
-	if err := topLayerBench(ctx, s, o.rounds, &res.TopLayer); err != nil {
-		return err
+	if o.only == "" {
+		if err := topLayerBench(ctx, s, o.rounds, &res.TopLayer); err != nil {
+			return err
+		}
 	}
 	if res.Snapshots, err = snapshotBench(ctx, s, o.snapRounds, res.TopLayer); err != nil {
 		return err
@@ -384,6 +421,13 @@ func addNotes(res *bench.Results, gens []*generator) {
 	for _, g := range gens {
 		if g.Ours && !g.bootable && g.dropped == nil {
 			note(g.Name + " holds the modules this bench machine uses, not the QEMU guest's: it is measured for size and build time, not booted.")
+		}
+		if g.Store != "" && g.dropped == nil {
+			note(fmt.Sprintf("%s boots the image from the disk qemu-tests/stores.sh makes for the %s store cell (a whole-disk ext4 whose "+
+				"Docker store, at %s, dockerd wrote with its overlay2 driver), with an initramfs mkbootimg --store built from that store "+
+				"and the same command line but docker_path=%s: its root is an overlayfs of the image's layers under a fresh upper "+
+				"folder (volatile) instead of a btrfs snapshot. Its boots are interleaved with the others', so its ratio to %s is "+
+				"from the same run.", g.Name, overlayCell, overlayStorePath, overlayStorePath, gens[0].Name))
 		}
 		if g.Floor && g.dropped == nil {
 			note(fmt.Sprintf("The floor (bench/floor/floor.c, gcc -static -Os, built by the bench) is the least any initramfs must do here: "+

@@ -162,7 +162,7 @@ func (r *Record) Pick(list []string, tries int, present func(ref string) error) 
 	var lastErr error
 	for _, ref := range list {
 		if err := present(ref); err != nil {
-			c.Skipped = append(c.Skipped, fmt.Sprintf("%s is not in the store (%v)", ref, err))
+			c.Skipped = append(c.Skipped, ref+" is not in the store")
 			lastErr = err
 			continue
 		}

@@ -40,7 +40,7 @@ func TestDistributionInitramfs(t *testing.T) {
 			f := runTestinit(t, v)
 
 			t.Run("dockerinit prepare ran", func(t *testing.T) {
-				if !seen(v, `dockerinit: image sample_image is [0-9a-f]{12}, top layer`) {
+				if !seen(v, `dockerinit: image sample_image is [0-9a-f]{12} from Docker.s btrfs storage driver, top layer`) {
 					t.Error("no `dockerinit: image sample_image is ...` on the console: the hook did not run dockerinit prepare")
 				}
 				if !seen(v, `dockerinit: top layer boot_docker applied`) {

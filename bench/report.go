@@ -261,7 +261,7 @@ func snapshotSection(snaps []Snapshot) string {
 	p("`btrfs.Snapshot` of a subvolume holding an image of each size (what the boot's \"make rw layer\" step does on a btrfs store)")
 	if overlay {
 		p("; and, on an overlay store, what the boot does instead: an overlayfs mounted with the image as its lower folder " +
-			"and fresh upper and work folders on an ext4 (`lowerdir=IMAGE,upperdir=UPPER,workdir=WORK,volatile`, as boot/overlay.go " +
+			"and fresh upper and work folders on an ext4 (`lowerdir=IMAGE,upperdir=UPPER,workdir=WORK,volatile`, as boot.OverlayOptions " +
 			"builds them), then unmounted, the rounds interleaved with the snapshots'")
 	}
 	p(". Each should stay flat.\n\n")

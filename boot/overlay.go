@@ -55,7 +55,7 @@ func (s *Sequence) mountOverlay(rw string) error {
 	}
 	go removeOldRWDirs(s.log, rw)
 
-	opts, err := overlayOptions(s.img.Root.Layers, filepath.Join(rw, upperDir), filepath.Join(rw, workDir))
+	opts, err := OverlayOptions(s.img.Root.Layers, filepath.Join(rw, upperDir), filepath.Join(rw, workDir))
 	if err != nil {
 		return fmt.Errorf("image %s: %w", s.p.Image, err)
 	}
@@ -74,9 +74,9 @@ func (s *Sequence) mountOverlay(rw string) error {
 	return nil
 }
 
-// overlayOptions gives the mount options of the overlay: lowerdir lists the layers uppermost
+// OverlayOptions gives the mount options of the overlay: lowerdir lists the layers uppermost
 // first. volatile: the upper folder is thrown away at the next boot, so syncing it buys nothing.
-func overlayOptions(layers []string, upper, work string) (string, error) {
+func OverlayOptions(layers []string, upper, work string) (string, error) {
 	for _, l := range layers {
 		if l == "" || strings.ContainsAny(l, ",:\\") {
 			return "", fmt.Errorf("layer folder %q cannot be named in overlay mount options (',', ':' and '\\' are separators)", l)

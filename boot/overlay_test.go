@@ -33,7 +33,7 @@ func TestOverlayOptions(t *testing.T) {
 		{"over a page", long, "", "over the kernel's limit of 4095; flatten the image"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := overlayOptions(tc.layers, "/u", "/w")
+			got, err := OverlayOptions(tc.layers, "/u", "/w")
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("got %q, %v; want an error containing %q", got, err, tc.wantErr)

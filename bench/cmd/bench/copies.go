@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dockerinit/dockerinit/bench"
+	diboot "github.com/dockerinit/dockerinit/boot" // the package name: this one has a boot of its own
 	"github.com/dockerinit/dockerinit/btrfs"
 	"github.com/dockerinit/dockerinit/toplayer"
 )
@@ -181,7 +182,7 @@ func snapshotBench(ctx context.Context, s scratch, rounds int, tl bench.TopLayer
 
 // overlayMount times mounting an overlayfs with lower as its one lower folder and a fresh upper
 // and work folder on the scratch ext4 (an overlay store's file system in the overlay2 cell), with
-// the options boot/overlay.go's overlayOptions builds (lowerdir=,upperdir=,workdir=,volatile),
+// the options the boot mounts an overlay store's root with (boot.OverlayOptions),
 // then unmounting it; the folders are made and synced before, and removed after, untimed.
 func overlayMount(s scratch, lower string) (mountMS, umountMS float64, err error) {
 	rw := filepath.Join(s.ext4, "rwlayer")
@@ -199,7 +200,10 @@ func overlayMount(s scratch, lower string) (mountMS, umountMS float64, err error
 	if err := syncfs(s.ext4); err != nil {
 		return 0, 0, err
 	}
-	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work + ",volatile"
+	opts, err := diboot.OverlayOptions([]string{lower}, upper, work)
+	if err != nil {
+		return 0, 0, err
+	}
 	start := time.Now()
 	if err := unix.Mount("overlay", mnt, "overlay", 0, opts); err != nil {
 		return 0, 0, fmt.Errorf("mount an overlayfs over %s (%s): %w", lower, opts, err)

@@ -90,6 +90,7 @@ watch() {
 	while :; do
 		cur=$(cd $1 && ls -a dockerinit/desktop-latest loader/entries 2>&1 | tr '\n' ' ')
 		[ "$cur" != "$prev" ] && say "see $cur"
+		[ -z "$prev" ] && : >/run/pc-watching
 		prev=$cur
 		sleep 0.05
 	done
@@ -100,8 +101,12 @@ for label in $(echo "$labels" | tr , ' '); do
 	mnt=/esp/$label
 	mkdir -p $mnt
 	mount -t vfat $dev $mnt || { say "mount $dev failed"; poweroff_now; }
+	rm -f /run/pc-watching
 	watch $mnt &
 	watcher=$!
+	# The install starts once the watcher has listed the ESP: a watcher forked late on a busy
+	# host would miss the temporary files the test times its cuts from.
+	while [ ! -e /run/pc-watching ]; do sleep 0.01; done
 	say "install $version on $label start"
 	/pc/mkbootimg install --esp $mnt %[1]s --rootfs /pc/$version --boot-timeout "$timeout" --append "$append"
 	say "install $version on $label done rc=$?"

@@ -58,13 +58,13 @@ func (s *Sequence) pickImage(store imagestore.Store) (imagestore.Image, error) {
 		}
 	}
 	found := map[string]imagestore.Image{}
-	c, err := rec.Pick(s.p.Images, s.p.Tries, func(ref string) error {
+	c, err := rec.Pick(s.p.Images, s.p.Tries, func(ref string) (string, error) {
 		img, err := store.Resolve(ref)
 		if err != nil {
 			s.log.Debugf("image %s of the list: %v", ref, err)
 		}
 		found[ref] = img
-		return err
+		return img.ID, err
 	})
 	if err != nil {
 		return imagestore.Image{}, err

@@ -52,6 +52,9 @@ type Image struct {
 	TriesLeft int  `json:"tries_left"`
 	Good      bool `json:"good,omitempty"`
 	Failures  int  `json:"failures,omitempty"`
+	// ID is the image the reference named when it was counted: a tag moved to another image
+	// (desktop:latest rebuilt) is counted afresh, never booted as good on the old image's word.
+	ID string `json:"id,omitempty"`
 }
 
 // Event is one thing that happened at a boot, for people reading `dockerinit status`.
@@ -136,12 +139,13 @@ type Choice struct {
 }
 
 // Pick settles the last boot (a try still current failed: the booted system never marked it) and
-// chooses the image to boot: the first of list that is in the store (present returns nil) and is
-// marked good or has tries left. When none is, the last image of the list that is in the store
-// boots anyway, as the known-good one of last resort. tries is what a new image gets; 0 turns
-// counting off, and then only an image missing from the store is passed over. Images no longer
-// listed are forgotten.
-func (r *Record) Pick(list []string, tries int, present func(ref string) error) (Choice, error) {
+// chooses the image to boot: the first of list that is in the store (present returns the ID the
+// reference names, or an error) and is marked good or has tries left. When none is, the last
+// image of the list that is in the store boots anyway, as the known-good one of last resort.
+// tries is what a new image gets; 0 turns counting off, and then only an image missing from the
+// store is passed over. Images no longer listed are forgotten; a reference that now names
+// another image is counted afresh.
+func (r *Record) Pick(list []string, tries int, present func(ref string) (id string, err error)) (Choice, error) {
 	if r.Images == nil {
 		r.Images = map[string]*Image{}
 	}
@@ -161,7 +165,8 @@ func (r *Record) Pick(list []string, tries int, present func(ref string) error) 
 	var lastPresent string
 	var lastErr error
 	for _, ref := range list {
-		if err := present(ref); err != nil {
+		id, err := present(ref)
+		if err != nil {
 			c.Skipped = append(c.Skipped, ref+" is not in the store")
 			lastErr = err
 			continue
@@ -172,9 +177,16 @@ func (r *Record) Pick(list []string, tries int, present func(ref string) error) 
 			return c, nil
 		}
 		img := r.Images[ref]
+		if img != nil && img.ID != "" && id != "" && img.ID != id {
+			r.note(ref, fmt.Sprintf("now names image %s, not %s: counted afresh", shortID(id), shortID(img.ID)))
+			img = nil
+		}
 		if img == nil {
 			img = &Image{TriesLeft: tries}
 			r.Images[ref] = img
+		}
+		if id != "" {
+			img.ID = id
 		}
 		switch {
 		case img.Good:
@@ -235,6 +247,12 @@ func (r *Record) MarkBad(ref string) error {
 	}
 	r.note(ref, "marked bad")
 	return nil
+}
+
+// shortID is an image ID as people read it: the first 12 hex digits.
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	return id[:min(len(id), 12)]
 }
 
 func (r *Record) note(ref, what string) {

@@ -5,25 +5,26 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// inStore is a store holding the named images.
-func inStore(refs ...string) func(string) error {
-	return func(ref string) error {
+// inStore is a store holding the named images, each reference naming the image "id-REF".
+func inStore(refs ...string) func(string) (string, error) {
+	return func(ref string) (string, error) {
 		for _, r := range refs {
 			if r == ref {
-				return nil
+				return "id-" + ref, nil
 			}
 		}
-		return fmt.Errorf("image %q not found", ref)
+		return "", fmt.Errorf("image %q not found", ref)
 	}
 }
 
 // boot is one boot as the initramfs runs it: pick, take the try, save; then what the booted
 // system does (mark good, or nothing when its init failed).
-func boot(t *testing.T, path string, list []string, tries int, present func(string) error, comesUp bool) Choice {
+func boot(t *testing.T, path string, list []string, tries int, present func(string) (string, error), comesUp bool) Choice {
 	t.Helper()
 	r, err := Load(path)
 	if err != nil {
@@ -58,7 +59,7 @@ func TestFallback(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		tries   int
-		present func(string) error
+		present func(string) (string, error)
 		comesUp []bool   // for each boot: does the booted image come up (and mark itself good)?
 		want    []string // the image each boot picks
 		whyLast string
@@ -109,6 +110,38 @@ func TestFallbackSaysWhy(t *testing.T) {
 	}
 	if got := r.History[len(r.History)-1].What; !strings.HasPrefix(got, "did not come up") {
 		t.Errorf("the history's last event is %q, want the failed try", got)
+	}
+}
+
+// A tag rebuilt onto another image is a new image to count, even if the old one was marked good.
+func TestMovedTagCountedAfresh(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.json")
+	list := []string{"desktop:latest", "desktop:good"}
+	if c := boot(t, path, list, 2, inStore(list...), true); c.Ref != "desktop:latest" {
+		t.Fatalf("first boot picked %s", c.Ref)
+	}
+	rebuilt := func(ref string) (string, error) {
+		id, err := inStore(list...)(ref)
+		if ref == "desktop:latest" {
+			id = "sha256:0123456789abcdef0123"
+		}
+		return id, err
+	}
+	for i, want := range []string{"try 1 of 2", "try 2 of 2"} {
+		c := boot(t, path, list, 2, rebuilt, false)
+		if c.Ref != "desktop:latest" || c.Why != want {
+			t.Fatalf("boot %d of the rebuilt tag: %s (%s), want desktop:latest (%s)", i+1, c.Ref, c.Why, want)
+		}
+	}
+	r, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := r.Pick(list, 2, rebuilt); c.Ref != "desktop:good" {
+		t.Errorf("after the rebuilt tag failed its tries the boot picks %s, want desktop:good", c.Ref)
+	}
+	if !slices.ContainsFunc(r.History, func(e Event) bool { return e.What == "now names image 0123456789ab, not id-desktop:l: counted afresh" }) {
+		t.Errorf("the history does not say the tag moved: %+v", r.History)
 	}
 }
 
@@ -163,7 +196,7 @@ func TestSaveLoad(t *testing.T) {
 	if filepath.Base(path) != "machines_desk.json" {
 		t.Errorf("FileName(machines/desk) = %s", filepath.Base(path))
 	}
-	r := Record{Images: map[string]*Image{"a": {TriesLeft: 2, Failures: 1}}, Current: "a"}
+	r := Record{Images: map[string]*Image{"a": {TriesLeft: 2, Failures: 1, ID: "sha256:ab"}}, Current: "a"}
 	for i := range maxHistory + 5 {
 		r.note("a", fmt.Sprint(i))
 	}
@@ -174,7 +207,7 @@ func TestSaveLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Current != "a" || *got.Images["a"] != (Image{TriesLeft: 2, Failures: 1}) || len(got.History) != maxHistory || got.History[0].What != "5" {
+	if got.Current != "a" || *got.Images["a"] != (Image{TriesLeft: 2, Failures: 1, ID: "sha256:ab"}) || len(got.History) != maxHistory || got.History[0].What != "5" {
 		t.Errorf("round trip: %+v", got)
 	}
 	if leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".*")); len(leftovers) != 0 {

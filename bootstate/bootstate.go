@@ -275,3 +275,22 @@ func Mark(path, ref string, good bool) error {
 	}
 	return Save(path, r)
 }
+
+// Recount gives ref a fresh count in the record at path, for `mkbootimg update` and `rollback`
+// making it the default: one the boots already failed, or marked bad, would otherwise be passed
+// over at once. It says whether the record changed. A damaged record is left to the next boot.
+func Recount(path, ref string) (bool, error) {
+	r, err := Load(path)
+	if err != nil {
+		return false, err
+	}
+	if _, ok := r.Images[ref]; !ok {
+		return false, nil
+	}
+	delete(r.Images, ref)
+	if r.Current == ref {
+		r.Current = "" // its failed try is settled by the fresh count
+	}
+	r.note(ref, "made the default: counted afresh")
+	return true, Save(path, r)
+}

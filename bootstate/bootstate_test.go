@@ -231,3 +231,19 @@ func FuzzLoad(f *testing.F) {
 		r.Try(c)
 	})
 }
+
+func TestRecount(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.json")
+	list := []string{"a", "b"}
+	boot(t, path, list, 1, inStore(list...), false) // a fails its one try
+	boot(t, path, list, 1, inStore(list...), true)  // b comes up
+	if changed, err := Recount(path, "a"); err != nil || !changed {
+		t.Fatalf("Recount(a) = %v, %v; want a changed record", changed, err)
+	}
+	if c := boot(t, path, list, 1, inStore(list...), true); c.Ref != "a" || c.Why != "try 1 of 1" {
+		t.Errorf("after a fresh count of a the boot takes %s (%s), want a (try 1 of 1)", c.Ref, c.Why)
+	}
+	if changed, err := Recount(path, "nosuch"); err != nil || changed {
+		t.Errorf("Recount of an uncounted image: %v, %v; want no change", changed, err)
+	}
+}

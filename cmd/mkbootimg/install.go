@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"path/filepath"
 
@@ -35,45 +36,62 @@ booting the same kernel and initramfs.
 Flags:
 `
 
+// installFlags are where install writes: the ESP, the boot manager's configuration, the folder
+// for the kernel and initramfs.
+type installFlags struct {
+	esp, config, out string
+}
+
+func addInstallFlags(fs *flag.FlagSet) *installFlags {
+	f := &installFlags{}
+	fs.StringVar(&f.esp, "esp", "", "the mounted EFI system partition (refind, systemd-boot), e.g. /boot/efi")
+	fs.StringVar(&f.config, "bootloader-config", "", "the file to add the entry to: refind.conf (default: found under --esp), custom.cfg (grub; default /boot/grub/custom.cfg)")
+	fs.StringVar(&f.out, "out", "", "directory to write vmlinuz and initramfs.img to (refind, grub, refind-linux; systemd-boot uses ESP/dockerinit/IMAGE)")
+	return f
+}
+
 func runInstall(args []string) error {
 	fs := newFlags("install", installHelp)
 	b := addBuildFlags(fs)
 	ef := addEntryFlags(fs, true)
-	esp := fs.String("esp", "", "the mounted EFI system partition (refind, systemd-boot), e.g. /boot/efi")
-	config := fs.String("bootloader-config", "", "the file to add the entry to: refind.conf (default: found under --esp), custom.cfg (grub; default /boot/grub/custom.cfg)")
-	out := fs.String("out", "", "directory to write vmlinuz and initramfs.img to (refind, grub, refind-linux; systemd-boot uses ESP/dockerinit/IMAGE)")
+	in := addInstallFlags(fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	o, err := b.options(*out)
+	o, err := b.options(in.out)
 	if err != nil {
 		return err
 	}
+	return install(o, ef, in)
+}
+
+// install builds the kernel and initramfs of o.Image and writes the entries of the menu ef makes.
+func install(o bootimage.Options, ef *entryFlags, in *installFlags) error {
 	m, err := ef.newMenu(o)
 	if err != nil {
 		return err
 	}
-	t := bootloader.Target{Kind: m.kind, ESP: *esp, Config: *config}
+	t := bootloader.Target{Kind: m.kind, ESP: in.esp, Config: in.config}
 	switch m.kind {
 	case bootloader.SystemdBoot:
-		if *out != "" || ef.volume != "" {
+		if in.out != "" || ef.volume != "" {
 			return errors.New("--out, --volume: systemd-boot reads kernels only from its ESP; they go to ESP/dockerinit/IMAGE")
 		}
-		if *esp == "" {
+		if in.esp == "" {
 			return errors.New("--esp is required: the mounted EFI system partition, e.g. /boot/efi")
 		}
 		slug, err := bootloader.ImageSlug(o.Image)
 		if err != nil {
 			return err
 		}
-		o.Out = filepath.Join(*esp, "dockerinit", slug)
+		o.Out = filepath.Join(in.esp, "dockerinit", slug)
 	case bootloader.GRUB:
 		if t.Config == "" {
 			t.Config = "/boot/grub/custom.cfg"
 		}
 	case bootloader.RefindLinux:
-		if *out != "" {
-			t.Config = filepath.Join(*out, "refind_linux.conf")
+		if in.out != "" {
+			t.Config = filepath.Join(in.out, "refind_linux.conf")
 		}
 	}
 	if o.Out == "" {

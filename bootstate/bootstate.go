@@ -278,13 +278,14 @@ func Mark(path, ref string, good bool) error {
 
 // Recount gives ref a fresh count in the record at path, for `mkbootimg update` and `rollback`
 // making it the default: one the boots already failed, or marked bad, would otherwise be passed
-// over at once. It says whether the record changed. A damaged record is left to the next boot.
+// over at once; one marked good stays good. It says whether the record changed. A damaged record
+// is left to the next boot.
 func Recount(path, ref string) (bool, error) {
 	r, err := Load(path)
 	if err != nil {
 		return false, err
 	}
-	if _, ok := r.Images[ref]; !ok {
+	if img, ok := r.Images[ref]; !ok || img.Good {
 		return false, nil
 	}
 	delete(r.Images, ref)

@@ -243,7 +243,9 @@ func TestRecount(t *testing.T) {
 	if c := boot(t, path, list, 1, inStore(list...), true); c.Ref != "a" || c.Why != "try 1 of 1" {
 		t.Errorf("after a fresh count of a the boot takes %s (%s), want a (try 1 of 1)", c.Ref, c.Why)
 	}
-	if changed, err := Recount(path, "nosuch"); err != nil || changed {
-		t.Errorf("Recount of an uncounted image: %v, %v; want no change", changed, err)
+	for _, ref := range []string{"nosuch", "b"} { // uncounted; marked good
+		if changed, err := Recount(path, ref); err != nil || changed {
+			t.Errorf("Recount(%s) = %v, %v; want no change", ref, changed, err)
+		}
 	}
 }

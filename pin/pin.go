@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os/exec"
 	"slices"
 	"strings"
@@ -89,7 +90,7 @@ type Pinned struct {
 }
 
 // Runner runs one command and returns its standard output. Its error says what was run and
-// carries the command's standard error; a missing program wraps exec.ErrNotFound.
+// carries the command's standard error; a missing program wraps exec.ErrNotFound or fs.ErrNotExist.
 type Runner func(ctx context.Context, name string, args ...string) ([]byte, error)
 
 // Tool is a store's CLI, which makes and removes the pins.
@@ -191,7 +192,7 @@ func (t Tool) Check(ctx context.Context) error {
 	}
 	pkg := map[Kind]string{Docker: "docker.io (or docker-ce-cli)", Podman: "podman", Containerd: "containerd"}[t.Kind]
 	daemon := map[Kind]string{Docker: "dockerd: systemctl start docker", Containerd: "containerd: systemctl start containerd"}[t.Kind]
-	if errors.Is(err, exec.ErrNotFound) {
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%s is not installed (%w); install it: apt-get install %s", t.command(), err, pkg)
 	}
 	if daemon != "" {

@@ -426,7 +426,7 @@ func (t Tool) create(ctx context.Context, ref, id, name string) error {
 		// The new name goes on the image the reference names now; the labels say whose pin it
 		// is. Named but unlabelled after an interruption, it is pinned again by the next run
 		// (ctr images tag refuses an existing name, so that one is removed first).
-		if _, err = t.run(ctx, "images", "tag", "--force", id2name(ctx, t, ref), name); err == nil {
+		if _, err = t.run(ctx, "images", "tag", "--force", t.sourceName(ctx, ref), name); err == nil {
 			_, err = t.run(ctx, "images", "label", name, LabelRef+"="+ref, LabelImage+"="+id)
 		}
 	} else {
@@ -444,9 +444,9 @@ func (t Tool) create(ctx context.Context, ref, id, name string) error {
 	return nil
 }
 
-// id2name gives the image name ctr images tag copies for ref: ctr takes names, not digests,
-// and the one found by resolve may be the canonical form of what was typed.
-func id2name(ctx context.Context, t Tool, ref string) string {
+// sourceName gives the image name ctr images tag copies for ref: ctr takes names, not digests,
+// and the one resolve found may be the canonical form of what was typed.
+func (t Tool) sourceName(ctx context.Context, ref string) string {
 	out, err := t.run(ctx, "images", "ls")
 	if err != nil {
 		return ref
@@ -469,6 +469,9 @@ func id2name(ctx context.Context, t Tool, ref string) string {
 
 // restore names ref again on the image its pin keeps.
 func (t Tool) restore(ctx context.Context, ref string, p Pinned) error {
+	if _, ok := mustName(ref); !ok {
+		return fmt.Errorf("image %s is not in the %s store, though %s pins it; check it with %s ps -a and %s images", ref, t.Kind, p.Name, t.command(), t.command())
+	}
 	var err error
 	if t.Kind == Containerd {
 		name := ref

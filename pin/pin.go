@@ -96,11 +96,11 @@ type Runner func(ctx context.Context, name string, args ...string) ([]byte, erro
 // Tool is a store's CLI, which makes and removes the pins.
 type Tool struct {
 	Kind      Kind
-	Namespace string   // containerd's namespace (ctr -n); unused by Docker and podman
-	Command   string   // the CLI; "" is docker, podman or ctr on $PATH
-	Args      []string // global flags put before every verb: -H unix://..., --root DIR, --address SOCK
-	Run       Runner   // nil runs the command (tests pass a fake)
-	Log       io.Writer
+	Namespace string    // containerd's namespace (ctr -n); unused by Docker and podman
+	Command   string    // the CLI; "" is docker, podman or ctr on $PATH
+	Args      []string  // global flags put before every verb: -H unix://..., --root DIR, --address SOCK
+	Run       Runner    // nil runs the command (tests pass a fake)
+	Log       io.Writer // told what changed, a line each (pinned, unpinned, named again); nil: nothing
 }
 
 // ForStore picks the tool of a store from its kind as boot.json's "store" and `dockerinit
@@ -180,9 +180,7 @@ func (t Tool) Check(ctx context.Context) error {
 	switch t.Kind {
 	case Docker:
 		_, err = t.run(ctx, "version", "--format", "{{.Server.Version}}")
-	case Podman:
-		_, err = t.run(ctx, "version")
-	case Containerd:
+	case Podman, Containerd:
 		_, err = t.run(ctx, "version")
 	default:
 		return fmt.Errorf("no tool chosen (%v); pass --tool docker, podman or containerd", t.Kind)

@@ -115,6 +115,12 @@ func TestKilledRunsLeaveWholeFiles(t *testing.T) {
 			args: func(root string) []string {
 				return []string{"install", "--bootloader", "systemd-boot", "--esp", filepath.Join(root, "esp"), "--also", "desktop:old"}
 			}},
+		{name: "install systemd-boot counted", menu: true,
+			before: map[string]string{"esp/loader/loader.conf": "timeout 3\n", "esp/loader/entries/dockerinit-desktop-latest+0-2.conf": "title old\nlinux /v\n"},
+			args: func(root string) []string {
+				return []string{"install", "--bootloader", "systemd-boot", "--esp", filepath.Join(root, "esp"), "--also", "desktop:old",
+					"--tries", "2", "--systemd-boot-counting"}
+			}},
 		{name: "disk", disk: "disk.img", menu: true, tools: []string{"mkfs.btrfs"}, pkg: "btrfs-progs",
 			args: func(root string) []string {
 				return []string{"disk", "--force", "--out", filepath.Join(root, "disk.img"), "--bootloader", "systemd-boot",

@@ -30,6 +30,15 @@ its root, the btrfs top level for btrfs. Each entry boots one image (docker_imag
 line): --also adds more images sharing the same kernel and initramfs, e.g. an older tag to roll
 back to. Nothing is written.
 
+Boot counting: with --tries N the --image entry boots the list instead,
+docker_image=IMAGE,ALSO1,... dockerinit.tries=N, titled "dockerinit IMAGE (falls back to ALSO1)":
+after N boots of IMAGE that were never marked good, the initramfs boots the next image of the list
+by itself, under any boot manager. Each --also image keeps its own entry, to pick by hand.
+--boot-tries is another thing: the default embedded in dockerinit.toml, for entries whose command
+line says nothing; --tries writes the entry's command line, which wins. For systemd-boot,
+--systemd-boot-counting also names the counted entry dockerinit-IMAGE+N.conf, so that systemd-boot
+counts its tries too and systemd-bless-boot marks it good.
+
 Flags:
 `
 

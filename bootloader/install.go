@@ -98,12 +98,14 @@ func Install(t Target, entries ...Entry) ([]Installed, error) {
 	}
 	var done []Installed
 	for _, p := range paths {
-		if t.Kind == SystemdBoot {
-			in, err := installBLS(p, byPath[p][0]) // a file of its own, so the only one
-			if err != nil {
-				return done, err
+		if t.Kind == SystemdBoot { // a file for each entry: several here are one image given twice
+			for _, e := range byPath[p] {
+				in, err := installBLS(p, e)
+				if err != nil {
+					return done, err
+				}
+				done = append(done, in)
 			}
-			done = append(done, in)
 			continue
 		}
 		in, err := installFile(t, p, byPath[p])

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/dockerinit/dockerinit/bootparam"
@@ -81,6 +82,9 @@ type Entry struct {
 	Kernel  string // absolute slash path on Volume
 	Initrd  string
 	Cmdline string
+	// SystemdTries, when not 0, names a systemd-boot entry's file ID+N.conf, so that
+	// systemd-boot counts its tries too (see BLSName); the other boot managers ignore it.
+	SystemdTries int
 }
 
 // ImageEntry is the entry that boots image ref with the kernel and initramfs.img in dir, an
@@ -102,6 +106,53 @@ func ImageEntry(ref string, vol Volume, dir, cmdline string) (Entry, error) {
 		Initrd:  path.Join(dir, "initramfs.img"),
 		Cmdline: withImage(cmdline, ref),
 	}, nil
+}
+
+// CountedEntry is the entry that boots the images refs in order with boot counting: its command
+// line carries docker_image=REF1,REF2,... and dockerinit.tries=tries (replacing any given), so
+// that the initramfs gives refs[0] tries boots to be marked good before it boots the next by
+// itself. The ID is refs[0]'s, as ImageEntry makes it, so that installing the image again, with
+// counting or without, replaces this entry; the title says what it falls back to.
+func CountedEntry(refs []string, tries int, vol Volume, dir, cmdline string) (Entry, error) {
+	if len(refs) < 2 {
+		return Entry{}, fmt.Errorf("boot counting needs images to fall back to after %v: give at least two", refs)
+	}
+	if tries < 1 || tries > bootparam.MaxTries {
+		return Entry{}, fmt.Errorf("tries %d: want 1 to %d", tries, bootparam.MaxTries)
+	}
+	e, err := ImageEntry(refs[0], vol, dir, cmdline)
+	if err != nil {
+		return Entry{}, err
+	}
+	var names []string
+	for _, ref := range refs[1:] {
+		name, _, err := imageName(ref)
+		if err != nil {
+			return Entry{}, err
+		}
+		names = append(names, name)
+	}
+	e.Title += fallbackMark + names[0]
+	if len(names) > 1 {
+		e.Title += fmt.Sprintf(" and %d more", len(names)-1) // a menu line has little room
+	}
+	e.Title += ")"
+	c := bootparam.ParseCmdline(withImage(cmdline, strings.Join(refs, ",")))
+	c.Params = slices.DeleteFunc(c.Params, func(p bootparam.Param) bool { return p.Key == "dockerinit.tries" })
+	c.Params = append(c.Params, bootparam.Param{Key: "dockerinit.tries", Value: strconv.Itoa(tries), HasValue: true})
+	e.Cmdline = strings.Join(cmdlineWords(c), " ")
+	return e, nil
+}
+
+// fallbackMark starts what CountedEntry adds to an image's title.
+const fallbackMark = " (falls back to "
+
+// sameImageTitle reports whether two titles are of one image's entry, counted or not: a
+// refind_linux.conf line is known by its title alone.
+func sameImageTitle(a, b string) bool {
+	a, _, _ = strings.Cut(a, fallbackMark)
+	b, _, _ = strings.Cut(b, fallbackMark)
+	return a == b
 }
 
 // ImageSlug is ref reduced to a file name: what ImageEntry's ID holds after "dockerinit-".

@@ -89,3 +89,29 @@ func FuzzLocateIn(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseBLSName checks that a parsed name writes back to a name that parses the same, and
+// that the counter is systemd-boot's: digits right before ".conf".
+func FuzzParseBLSName(f *testing.F) {
+	for _, s := range []string{"a.conf", "a+3.conf", "a+2-1.conf", "a+b+3-0.conf", "a+1-2-3.conf", "+3.conf", "a+99999999999.conf"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, file string) {
+		n, ok := ParseBLSName(file)
+		if !ok {
+			if strings.HasSuffix(file, ".conf") && len(file) > len(".conf") && !strings.ContainsAny(file, "/\x00") {
+				t.Errorf("ParseBLSName(%q) refused an entry name", file)
+			}
+			return
+		}
+		if n.ID == "" || n.Left < 0 || n.Done < 0 || n.Left > maxCounter || n.Done > maxCounter {
+			t.Errorf("ParseBLSName(%q) = %+v", file, n)
+		}
+		if !n.Counted && n.String() != file {
+			t.Errorf("ParseBLSName(%q) = %+v, which writes back as %q", file, n, n.String())
+		}
+		if back, ok := ParseBLSName(n.String()); !ok || back != n {
+			t.Errorf("ParseBLSName(%q) = %+v, written %q, parsed again %+v, %v", file, n, n.String(), back, ok)
+		}
+	})
+}

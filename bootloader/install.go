@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/dockerinit/dockerinit/internal/atomicfile"
@@ -57,7 +58,11 @@ func (t Target) Path(e Entry) (string, error) {
 		if fi, err := os.Stat(filepath.Join(t.ESP, "loader")); err != nil || !fi.IsDir() {
 			return "", fmt.Errorf("no loader/ directory on the ESP %s: is systemd-boot installed there (bootctl install)?", t.ESP)
 		}
-		return filepath.Join(t.ESP, "loader", "entries", e.ID+".conf"), nil
+		file, err := BLSFile(e)
+		if err != nil {
+			return "", err
+		}
+		return filepath.Join(t.ESP, "loader", "entries", file), nil
 	}
 	return "", fmt.Errorf("unknown boot manager %q: want one of %s", t.Kind, kindList())
 }
@@ -93,6 +98,16 @@ func Install(t Target, entries ...Entry) ([]Installed, error) {
 	}
 	var done []Installed
 	for _, p := range paths {
+		if t.Kind == SystemdBoot { // a file for each entry: several here are one image given twice
+			for _, e := range byPath[p] {
+				in, err := installBLS(p, e)
+				if err != nil {
+					return done, err
+				}
+				done = append(done, in)
+			}
+			continue
+		}
 		in, err := installFile(t, p, byPath[p])
 		if err != nil {
 			return done, err
@@ -151,12 +166,86 @@ func installFile(t Target, path string, entries []Entry) ([]Installed, error) {
 	return done, nil
 }
 
-// setRefindLinuxLine replaces the line of refind_linux.conf titled title, or appends line.
+// installBLS writes the systemd-boot entry e to path, its file in loader/entries/, and makes it
+// the only file of e.ID there, whatever boot counter the names of the others carry: an earlier
+// install with or without counting, renamed since by systemd-boot (ID+2-1.conf) or
+// systemd-bless-boot (ID.conf). So that a crash never leaves the menu without the entry nor
+// with two of it, the new text replaces one of the old files in place, atomically, which is
+// then renamed to its new name; a further old file, left by a crash, is removed last.
+func installBLS(path string, e Entry) (Installed, error) {
+	dir, file := filepath.Dir(path), filepath.Base(path)
+	text, err := BLSEntry(e)
+	if err != nil {
+		return Installed{}, err
+	}
+	old, err := blsFilesOf(dir, e.ID)
+	if err != nil {
+		return Installed{}, err
+	}
+	in := Installed{Entry: e, Path: path}
+	keep := file // the name to write the text to
+	if len(old) > 0 && !slices.Contains(old, file) {
+		keep = old[0]
+	}
+	var others []string
+	for _, o := range old {
+		if o != keep {
+			others = append(others, o)
+		}
+	}
+	if cur, err := os.ReadFile(filepath.Join(dir, keep)); err != nil || string(cur) != text || keep != file || len(others) > 0 {
+		in.Changed = true
+	}
+	if !in.Changed {
+		atomicfile.RemoveStale(filepath.Join(dir, keep))
+		return in, nil
+	}
+	if err := atomicfile.MkdirAll(dir, 0o755); err != nil {
+		return Installed{}, err
+	}
+	// FAT has no modes: an ESP's files are 0644 (0755) whatever is asked.
+	if err := atomicfile.WriteSet(dir, atomicfile.File{Name: keep, Data: []byte(text), Mode: 0o644}); err != nil {
+		return Installed{}, err
+	}
+	if keep != file {
+		if err := atomicfile.Rename(filepath.Join(dir, keep), path); err != nil {
+			return Installed{}, fmt.Errorf("the entry %s is written as %s but not renamed to %s (run the install again): %w", e.ID, keep, file, err)
+		}
+	}
+	if len(others) > 0 {
+		if err := atomicfile.Remove(dir, others...); err != nil {
+			return Installed{}, fmt.Errorf("the entry %s is written as %s, but an older copy is left (remove %s by hand): %w", e.ID, file, strings.Join(others, ", "), err)
+		}
+	}
+	return in, nil
+}
+
+// blsFilesOf lists the entry files in dir whose ID is id, whatever their boot counters, sorted.
+func blsFilesOf(dir, id string) ([]string, error) {
+	des, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list the systemd-boot entries: %w", err)
+	}
+	var files []string
+	for _, de := range des {
+		// Case folded, as systemd-boot and FAT compare names.
+		if n, ok := ParseBLSName(de.Name()); ok && de.Type().IsRegular() && strings.EqualFold(n.ID, id) {
+			files = append(files, de.Name())
+		}
+	}
+	return files, nil // ReadDir sorts
+}
+
+// setRefindLinuxLine replaces the line of refind_linux.conf titled title (or the same image's
+// title with or without boot counting), or appends line.
 func setRefindLinuxLine(conf, title, line string) (string, error) {
 	lines := strings.SplitAfter(conf, "\n")
 	for i, l := range lines {
 		toks := refindTokens(l)
-		if len(toks) == 2 && toks[0] == title {
+		if len(toks) == 2 && sameImageTitle(toks[0], title) {
 			lines[i] = line
 			return strings.Join(lines, ""), nil
 		}

@@ -41,16 +41,7 @@ func TestBootCounting(t *testing.T) {
 	r := requireRig(t)
 	dir := t.TempDir()
 	disk := filepath.Join(dir, "disk.img") // fixture.sh lists the store of dir/disk.img
-	runOrFatal(t, "cp", "--sparse=always", r.disk, disk)
-	mountDisk(t, disk, func(top string) {
-		p := filepath.Join(top, "boot_docker/usr/local/sbin/countinit")
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(countInit), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	})
+	copyWithCountInit(t, r, disk)
 	cr := withDisk(t, r, disk)
 	base := baseCmdline + " init=/usr/local/sbin/countinit"
 	failing := base + " docker_image=other_image,sample_image dockerinit.tries=2 ditest.fail=other_image"
@@ -75,15 +66,7 @@ func TestBootCounting(t *testing.T) {
 			v.stop()
 			t.Fatalf("the third boot did not say it falls back: %v\n%s", err, v.tail(30))
 		}
-		f := waitCountInit(t, v)
-		expectFact(t, f, "image", "sample_image")
-		status := strings.Join(f["status"], "\n")
-		for _, want := range []string{"why this one  try 1 of 2", "passed over  other_image failed 2 boots", "other_image   0 tries left, 2 failed boots"} {
-			if !strings.Contains(squeeze(status), squeeze(want)) {
-				t.Errorf("dockerinit status lacks %q:\n%s", want, status)
-			}
-		}
-		expectFact(t, f, "markgood", "marked the boot of sample_image good: it is no longer counted")
+		checkFellBack(t, waitCountInit(t, v))
 	})
 
 	t.Run("the fallback marked good keeps booting", func(t *testing.T) {
@@ -165,6 +148,36 @@ func TestBootCounting(t *testing.T) {
 	})
 
 	t.Run("Docker store unchanged", func(t *testing.T) { checkStoreOf(t, r, dir) })
+}
+
+// copyWithCountInit copies the fixture's disk to disk, with countInit in its top layer at
+// /usr/local/sbin/countinit.
+func copyWithCountInit(t *testing.T, r *rig, disk string) {
+	t.Helper()
+	runOrFatal(t, "cp", "--sparse=always", r.disk, disk)
+	mountDisk(t, disk, func(top string) {
+		p := filepath.Join(top, "boot_docker/usr/local/sbin/countinit")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(countInit), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// checkFellBack checks what countInit said on the boot that fell back from other_image, which
+// failed its 2 tries, to sample_image: the image, dockerinit status, and the boot marked good.
+func checkFellBack(t *testing.T, f map[string][]string) {
+	t.Helper()
+	expectFact(t, f, "image", "sample_image")
+	status := strings.Join(f["status"], "\n")
+	for _, want := range []string{"why this one  try 1 of 2", "passed over  other_image failed 2 boots", "other_image   0 tries left, 2 failed boots"} {
+		if !strings.Contains(squeeze(status), squeeze(want)) {
+			t.Errorf("dockerinit status lacks %q:\n%s", want, status)
+		}
+	}
+	expectFact(t, f, "markgood", "marked the boot of sample_image good: it is no longer counted")
 }
 
 // waitCountInit waits for countInit to finish and power off, and returns its facts.

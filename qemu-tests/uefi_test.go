@@ -129,14 +129,20 @@ func TestUEFIBoots(t *testing.T) {
 // mkdisk runs mkbootimg disk on the fixture through fixture.sh, which mounts it read-only for
 // --docker-root; partition 2 gets a copy of the fixture's disk.
 func mkdisk(r *rig, mkbootimg, disk string, args ...string) (string, error) {
+	return mkdiskOf(r, mkbootimg, disk, "sample_image", r.disk, args...)
+}
+
+// mkdiskOf is mkdisk with image as --image and a copy of btrfs, a btrfs image holding the
+// fixture's store, as partition 2.
+func mkdiskOf(r *rig, mkbootimg, disk, image, btrfs string, args ...string) (string, error) {
 	// fixture.sh mkboot runs its program as PROGRAM --docker-root ... --image ... --out DISK ARGS.
 	wrapper := filepath.Join(filepath.Dir(disk), "mkbootimg-disk")
 	script := fmt.Sprintf("#!/bin/sh\nexec %s disk \"$@\"\n", shellQuote(mkbootimg))
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		return "", err
 	}
-	cmd := exec.Command("bash", append([]string{filepath.Join(r.repo, "qemu-tests", "fixture.sh"), "mkboot", r.fixture, "sample_image", disk, wrapper,
-		"--btrfs-image", r.disk}, args...)...)
+	cmd := exec.Command("bash", append([]string{filepath.Join(r.repo, "qemu-tests", "fixture.sh"), "mkboot", r.fixture, image, disk, wrapper,
+		"--btrfs-image", btrfs}, args...)...)
 	cmd.Env = append(os.Environ(), "DOCKERINIT_FIXTURE_LOCKED=1")
 	out, err := cmd.CombinedOutput()
 	return string(out), err

@@ -51,7 +51,8 @@ func grubConf(entries []bootloader.Entry, timeout int, serial bool) ([]byte, err
 	return []byte(b.String()), nil
 }
 
-func blsLoaderConf(def bootloader.Entry, timeout int) []byte {
+// blsLoaderConf is loader.conf with def, the pattern of bootloader.BLSDefault, as the default.
+func blsLoaderConf(def string, timeout int) []byte {
 	// systemd-boot's timeout 0 boots at once and shows the menu only while a key is held.
-	return []byte(fmt.Sprintf("%stimeout %d\ndefault %s.conf\n", header, timeout, def.ID))
+	return []byte(fmt.Sprintf("%stimeout %d\ndefault %s\n", header, timeout, def))
 }

@@ -355,13 +355,21 @@ func (o Options) fillESP(esp filesystem.FileSystem, res *Result, efi []byte) err
 		files[res.Config], err = grubConf(res.Entries, o.Timeout, o.Serial)
 	case bootloader.SystemdBoot:
 		res.Config = "/loader/loader.conf"
-		files[res.Config] = blsLoaderConf(res.Entries[0], o.Timeout)
-		for _, e := range res.Entries {
+		def := bootloader.BLSDefault(res.Entries[0])
+		files[res.Config] = blsLoaderConf(def, o.Timeout)
+		for i, e := range res.Entries {
 			text, rerr := bootloader.BLSEntry(e)
 			if rerr != nil {
 				return rerr
 			}
-			files["/loader/entries/"+e.ID+".conf"] = []byte(text)
+			file, rerr := bootloader.BLSFile(e)
+			if rerr != nil {
+				return rerr
+			}
+			if i > 0 && bootloader.MatchesBLSDefault(def, file) {
+				return fmt.Errorf("loader.conf's default %s would also select the entry %s: give the images names that do not extend one another", def, file)
+			}
+			files["/loader/entries/"+file] = []byte(text)
 		}
 	}
 	if err != nil {

@@ -259,3 +259,61 @@ func TestProbeBtrfs(t *testing.T) {
 		t.Errorf("ProbeBtrfs = %+v, %v; want btrfs labelled rootfs", v, err)
 	}
 }
+
+// TestBuildSystemdBootCounting: a counted first entry is written as ID+N.conf, and loader.conf's
+// default selects it under every name systemd-boot gives it, but no other entry.
+func TestBuildSystemdBootCounting(t *testing.T) {
+	data := btrfsImage(t, "linux")
+	efi := filepath.Join(t.TempDir(), "boot.efi")
+	if err := os.WriteFile(efi, fakeEFI, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	counted := entry(t, "desktop")
+	counted.SystemdTries = 2
+	clash := entry(t, "desktop:latest.1") // dockerinit-desktop-latest.1.conf
+	for _, tc := range []struct {
+		name    string
+		entries []bootloader.Entry
+		files   []string
+		wantErr string
+	}{
+		{name: "counted", entries: []bootloader.Entry{counted, entry(t, "desktop:old")},
+			files: []string{"dockerinit-desktop-latest+2.conf", "dockerinit-desktop-old.conf"}},
+		{name: "an entry the default would also select", entries: []bootloader.Entry{counted, clash}, wantErr: "would also select the entry dockerinit-desktop-latest.1.conf"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "disk.img")
+			_, err := Build(Options{Out: out, Kind: bootloader.SystemdBoot, EFIBinary: efi, Entries: tc.entries, Timeout: 1, ESPSize: 64 << 20, BtrfsImage: data})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Build = %v, want an error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := diskfs.Open(out, diskfs.WithOpenMode(diskfs.ReadOnly))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			fs, err := d.GetFilesystem(1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conf, err := fs.ReadFile("loader/loader.conf")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(conf), "\ndefault dockerinit-desktop-latest[+.]*conf\n") {
+				t.Errorf("loader.conf does not select the counted entry by a pattern:\n%s", conf)
+			}
+			for _, f := range tc.files {
+				if _, err := fs.ReadFile("loader/entries/" + f); err != nil {
+					t.Errorf("loader/entries/%s: %v", f, err)
+				}
+			}
+		})
+	}
+}

@@ -57,6 +57,12 @@ type crashCase struct {
 	disk   string   // a disk image the command writes, compared by what boots from it
 	tools  []string // besides go, with the Debian package that has them
 	pkg    string
+	// renamed maps a file of before to the file it becomes: a killed run may leave it holding
+	// that file's new bytes (a systemd-boot entry is rewritten in place, then renamed).
+	renamed map[string]string
+	// oneOf is a glob of files of which exactly one must be there at every moment: an entry
+	// that is renamed is never missing nor there twice.
+	oneOf string
 }
 
 // TestKilledRunsLeaveWholeFiles proves that an interrupted mkbootimg (the plain build, install for
@@ -114,6 +120,15 @@ func TestKilledRunsLeaveWholeFiles(t *testing.T) {
 			before: map[string]string{"esp/loader/loader.conf": "timeout 3\n", "esp/loader/entries/debian.conf": "title Debian\nlinux /vmlinuz\n"},
 			args: func(root string) []string {
 				return []string{"install", "--bootloader", "systemd-boot", "--esp", filepath.Join(root, "esp"), "--also", "desktop:old"}
+			}},
+		{name: "install systemd-boot counted", menu: true,
+			// An entry that used its tries: its file is replaced in place, then renamed.
+			before:  map[string]string{"esp/loader/loader.conf": "timeout 3\n", "esp/loader/entries/dockerinit-desktop-latest+0-2.conf": "title old\nlinux /v\n"},
+			renamed: map[string]string{"esp/loader/entries/dockerinit-desktop-latest+0-2.conf": "esp/loader/entries/dockerinit-desktop-latest+2.conf"},
+			oneOf:   "esp/loader/entries/dockerinit-desktop-latest[+.]*conf",
+			args: func(root string) []string {
+				return []string{"install", "--bootloader", "systemd-boot", "--esp", filepath.Join(root, "esp"), "--also", "desktop:old",
+					"--tries", "2", "--systemd-boot-counting"}
 			}},
 		{name: "disk", disk: "disk.img", menu: true, tools: []string{"mkfs.btrfs"}, pkg: "btrfs-progs",
 			args: func(root string) []string {
@@ -248,6 +263,7 @@ func TestKilledRunsLeaveWholeFiles(t *testing.T) {
 					switch {
 					case v == refs[0][name] || v == refs[1][name]:
 					case v == initial[name] && !left[name]:
+					case tc.renamed[name] != "" && (v == refs[0][tc.renamed[name]] || v == refs[1][tc.renamed[name]]):
 					case refs[0][name] == "" && refs[1][name] == "" && initial[name] == "":
 						extra = append(extra, name)
 					default:
@@ -256,6 +272,17 @@ func TestKilledRunsLeaveWholeFiles(t *testing.T) {
 					}
 					if v != initial[name] {
 						left[name] = true
+					}
+				}
+				if tc.oneOf != "" {
+					var of []string
+					for name := range now {
+						if ok, _ := path.Match(tc.oneOf, name); ok {
+							of = append(of, name)
+						}
+					}
+					if len(of) != 1 {
+						t.Errorf("%s: %d files match %s, want one: %q", when, len(of), tc.oneOf, of)
 					}
 				}
 				for _, name := range extra {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/dockerinit/dockerinit/bootimage"
@@ -29,6 +30,15 @@ its root, the btrfs top level for btrfs. Each entry boots one image (docker_imag
 line): --also adds more images sharing the same kernel and initramfs, e.g. an older tag to roll
 back to. Nothing is written.
 
+Boot counting: with --tries N the --image entry boots the list instead,
+docker_image=IMAGE,ALSO1,... dockerinit.tries=N, titled "dockerinit IMAGE (falls back to ALSO1)":
+after N boots of IMAGE that were never marked good, the initramfs boots the next image of the list
+by itself, under any boot manager. Each --also image keeps its own entry, to pick by hand.
+--boot-tries is another thing: the default embedded in dockerinit.toml, for entries whose command
+line says nothing; --tries writes the entry's command line, which wins. For systemd-boot,
+--systemd-boot-counting also names the counted entry dockerinit-IMAGE+N.conf, so that systemd-boot
+counts its tries too and systemd-bless-boot marks it good.
+
 Flags:
 `
 
@@ -38,6 +48,9 @@ type entryFlags struct {
 	also   []string
 	append string
 	volume string
+	// tries, when not 0, makes the --image entry boot the whole list with boot counting.
+	tries           int
+	systemdCounting bool
 }
 
 func addEntryFlags(fs *flag.FlagSet, withVolume bool) *entryFlags {
@@ -48,6 +61,17 @@ func addEntryFlags(fs *flag.FlagSet, withVolume bool) *entryFlags {
 		return nil
 	})
 	fs.StringVar(&e.append, "append", "", `more kernel parameters for every entry, e.g. "console=ttyS0 quiet"`)
+	fs.Func("tries", "boot counting with fallback: the --image entry boots the list --image,--also... with docker_image=IMAGE,ALSO1,... dockerinit.tries=`N` (1 to "+
+		strconv.Itoa(bootparam.MaxTries)+") on its command line, so that after N boots not marked good the next image boots by itself; each --also image keeps its own entry. "+
+		"Unlike --boot-tries, which embeds the default in dockerinit.toml, this is the entry's own and wins", func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > bootparam.MaxTries {
+			return fmt.Errorf("want a number of boots from 1 to %d", bootparam.MaxTries)
+		}
+		e.tries = n
+		return nil
+	})
+	fs.BoolVar(&e.systemdCounting, "systemd-boot-counting", false, "with --bootloader systemd-boot and --tries N: name the counted entry loader/entries/dockerinit-IMAGE+N.conf, so that systemd-boot counts its tries too and systemd-bless-boot marks it good")
 	if withVolume {
 		fs.StringVar(&e.volume, "volume", "", "LABEL=... or UUID=...: how the boot manager finds the file system holding the kernel, instead of reading its device")
 	}
@@ -58,7 +82,10 @@ func addEntryFlags(fs *flag.FlagSet, withVolume bool) *entryFlags {
 type menu struct {
 	kind    bootloader.Kind
 	refs    []string // --image first, then --also
-	cmdline string
+	cmdline string   // without docker_image=, which each entry adds
+	tries   int      // boot counting in the first entry; 0: none
+	// systemdTries names the counted entry's file for systemd-boot's counting (Entry.SystemdTries).
+	systemdTries int
 }
 
 // newMenu checks the flags, the images (in the Docker root when there is one) and the command
@@ -74,7 +101,17 @@ func (e *entryFlags) newMenu(o bootimage.Options) (*menu, error) {
 	if o.Image == "" {
 		return nil, errors.New("--image is required: the image the entry boots (its name and tag are the entry's title)")
 	}
-	m := &menu{kind: kind, refs: append([]string{o.Image}, e.also...)}
+	m := &menu{kind: kind, refs: append([]string{o.Image}, e.also...), tries: e.tries}
+	switch {
+	case e.tries > 0 && len(e.also) == 0:
+		return nil, fmt.Errorf("--tries %d: give the images to fall back to with --also, e.g. --also desktop:good", e.tries)
+	case e.tries > 0 && len(m.refs) > bootparam.MaxImages:
+		return nil, fmt.Errorf("--tries with %d images: a boot entry lists at most %d; drop some --also", len(m.refs), bootparam.MaxImages)
+	case e.systemdCounting && (kind != bootloader.SystemdBoot || e.tries == 0):
+		return nil, errors.New("--systemd-boot-counting names systemd-boot's entry files: it needs --bootloader systemd-boot and --tries N")
+	case e.systemdCounting:
+		m.systemdTries = e.tries
+	}
 	if o.DockerRoot != "" {
 		store, err := bootimage.OpenStore(o.DockerRoot, o.Config.Root.Namespace)
 		if err != nil {
@@ -89,17 +126,34 @@ func (e *entryFlags) newMenu(o bootimage.Options) (*menu, error) {
 	m.cmdline = strings.TrimSpace(bootimage.Cmdline(o.Config, o.DockerRoot) + " " + e.append)
 	cfg := o.Config
 	cfg.Image = o.Image // as Build embeds it
-	if _, err := bootparam.Resolve(cfg, "", m.cmdline); err != nil {
-		return nil, fmt.Errorf("the entries would not boot: %w", err)
+	// Each entry's command line as the boot will read it, over the dockerinit.toml it embeds.
+	entries, err := m.entries(bootloader.Volume{}, "/")
+	if err != nil {
+		return nil, err
+	}
+	for _, en := range entries {
+		if _, err := bootparam.Resolve(cfg, "", en.Cmdline); err != nil {
+			return nil, fmt.Errorf("the entry %q would not boot: %w", en.Title, err)
+		}
 	}
 	return m, nil
 }
 
-// entries are the menu's entries for the kernel and initramfs in dir on vol.
+// entries are the menu's entries for the kernel and initramfs in dir on vol: with --tries the
+// first boots the whole list with counting, and every other image has its own entry.
 func (m *menu) entries(vol bootloader.Volume, dir string) ([]bootloader.Entry, error) {
 	var out []bootloader.Entry
-	for _, ref := range m.refs {
-		e, err := bootloader.ImageEntry(ref, vol, dir, m.cmdline)
+	for i, ref := range m.refs {
+		var (
+			e   bootloader.Entry
+			err error
+		)
+		if i == 0 && m.tries > 0 {
+			e, err = bootloader.CountedEntry(m.refs, m.tries, vol, dir, m.cmdline)
+			e.SystemdTries = m.systemdTries
+		} else {
+			e, err = bootloader.ImageEntry(ref, vol, dir, m.cmdline)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -183,7 +237,11 @@ func runEntry(args []string) error {
 			fmt.Println()
 		}
 		if m.kind == bootloader.SystemdBoot {
-			fmt.Printf("# ESP/loader/entries/%s.conf\n", e.ID)
+			file, err := bootloader.BLSFile(e)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("# ESP/loader/entries/%s\n", file)
 		}
 		fmt.Print(text)
 	}

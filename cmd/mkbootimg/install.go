@@ -23,7 +23,7 @@ Usage:
   mkbootimg install --bootloader refind-linux --out DIR --docker-root DIR --image REF [flags]
 
 Where the files go:
-  systemd-boot  kernel + initramfs to ESP/dockerinit/IMAGE/, the entry to ESP/loader/entries/dockerinit-IMAGE.conf
+  systemd-boot  kernel + initramfs to ESP/dockerinit/IMAGE/, the entry to ESP/loader/entries/dockerinit-IMAGE.conf (+N with --systemd-boot-counting)
   refind        kernel + initramfs to --out, the entry into refind.conf (found under --esp, or --bootloader-config)
   grub          kernel + initramfs to --out, the entry into custom.cfg, which Debian's grub.cfg reads at boot
   refind-linux  kernel + initramfs to --out, the line into --out/refind_linux.conf
@@ -32,6 +32,15 @@ Each image has one entry: installing it again replaces its entry in place (a mar
 refind.conf and custom.cfg), and a file that would not change is not written. Every other entry
 and setting stays as it was; files are replaced atomically. --also adds entries for more images
 booting the same kernel and initramfs.
+
+--tries N makes the --image entry fall back by itself: it boots docker_image=IMAGE,ALSO1,...
+dockerinit.tries=N, and after N boots never marked good the initramfs boots the next image; each
+--also image keeps its own entry. It replaces the image's entry with counting or without. With
+--bootloader systemd-boot, --systemd-boot-counting also names the entry dockerinit-IMAGE+N.conf
+(systemd's boot counting); installing again finds the entry whatever counter systemd-boot left
+in its name (+L-D, or none once blessed), and writes it back with +N: each install counts afresh.
+loader.conf is not changed: a "default" naming the entry should be the pattern
+dockerinit-IMAGE[+.]*conf, which older systemd-boot versions need to match the counted names.
 
 Flags:
 `

@@ -14,6 +14,7 @@ package atomicfile
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -320,4 +321,44 @@ func MkdirAll(dir string, perm fs.FileMode) error {
 		return err
 	}
 	return syncDir(filepath.Dir(dir))
+}
+
+// Rename gives the file oldpath the name newpath, in the same directory, where no file has that
+// name: at every moment one of the two names holds it. The steps are replace's, for FAT: the
+// file is held open across the rename, the directory synced, then the file (on FAT its new entry
+// gets its clusters only then), then the directory again.
+func Rename(oldpath, newpath string) error {
+	dir := filepath.Dir(oldpath)
+	if filepath.Dir(newpath) != dir {
+		return fmt.Errorf("rename %s to %s: not in one directory", oldpath, newpath)
+	}
+	f, err := os.OpenFile(oldpath, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("rename %s: %w", oldpath, err)
+	}
+	defer f.Close()
+	if _, err := os.Lstat(newpath); err == nil {
+		return fmt.Errorf("rename %s: %s exists", oldpath, newpath)
+	}
+	trace("rename", newpath)
+	if err := os.Rename(oldpath, newpath); err != nil {
+		return err
+	}
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", newpath, err)
+	}
+	return syncDir(dir)
+}
+
+// Remove removes the files, which must be in dir, and syncs dir. A file already gone is no error.
+func Remove(dir string, names ...string) error {
+	for _, n := range names {
+		if err := os.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return syncDir(dir)
 }

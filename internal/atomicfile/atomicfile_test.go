@@ -194,3 +194,36 @@ func TestReplaceOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestRenameRemove(t *testing.T) {
+	dir := t.TempDir()
+	for name, data := range map[string]string{"a+1-2.conf": "entry", "b.conf": "other", "c.conf": "gone"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Rename(filepath.Join(dir, "a+1-2.conf"), filepath.Join(dir, "b.conf")); err == nil {
+		t.Error("Rename replaced an existing file")
+	}
+	if err := Rename(filepath.Join(dir, "a+1-2.conf"), filepath.Join(t.TempDir(), "a.conf")); err == nil {
+		t.Error("Rename moved a file to another directory")
+	}
+	if err := Rename(filepath.Join(dir, "a+1-2.conf"), filepath.Join(dir, "a+3.conf")); err != nil {
+		t.Fatal(err)
+	}
+	if err := Remove(dir, "c.conf", "never-there.conf"); err != nil {
+		t.Fatal(err)
+	}
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, de := range des {
+		b, _ := os.ReadFile(filepath.Join(dir, de.Name()))
+		got = append(got, de.Name()+"="+string(b))
+	}
+	if want := []string{"a+3.conf=entry", "b.conf=other"}; !slices.Equal(got, want) {
+		t.Errorf("the directory holds %q, want %q", got, want)
+	}
+}

@@ -33,9 +33,10 @@ The disk has two partitions:
                         holding any store dockerinit boots: a Docker data root (btrfs or overlay2
                         driver, or its containerd image store), a containerd root (btrfs or
                         overlayfs snapshotter) or a containers-storage root (overlay or btrfs
-                        driver); btrfs-only stores need a btrfs. Its label (else its UUID) names
-                        root= and its type rootfstype. The kernel and modules are read from
-                        --store, so mount the same file system (mount -o loop,ro FILE /mnt) and
+                        driver); one kept as btrfs subvolumes needs a btrfs. Its label (else
+                        its UUID) names root=, and its type is embedded as root.fstype. The
+                        kernel and modules are read from --store: mount the same file system
+                        (mount -o loop,ro FILE /mnt; ext4 with noload, xfs with norecovery) and
                         give --store /mnt/var/lib/docker (or /mnt/var/lib/containerd, ...):
                         docker_path= is then the store's path in it. With --store elsewhere, say
                         where the store is in the image with --docker-path.

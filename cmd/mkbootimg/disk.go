@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -152,6 +153,9 @@ func runDisk(args []string) error {
 // dataVolume is the file system partition 2 will hold: the image's, read from its superblock,
 // or the new one's.
 func dataVolume(d diskimage.Options, imageFlag string) (bootloader.Volume, error) {
+	if d.FSType != "" && !slices.Contains(bootparam.RootFSTypes, d.FSType) {
+		return bootloader.Volume{}, fmt.Errorf("--data-fstype %s: an image store boots from %s only", d.FSType, strings.Join(bootparam.RootFSTypes, ", "))
+	}
 	if d.DataImage == "" {
 		v := bootloader.Volume{FSType: d.FSType, Label: d.Label}
 		if v.FSType == "" {

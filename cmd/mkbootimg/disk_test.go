@@ -2,11 +2,18 @@ package main
 
 import (
 	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/dockerinit/dockerinit/bootloader"
 	"github.com/dockerinit/dockerinit/bootparam"
+	"github.com/dockerinit/dockerinit/initramfs"
+	"github.com/dockerinit/dockerinit/internal/testenv"
 )
 
 func TestParseSize(t *testing.T) {
@@ -103,4 +110,119 @@ func TestBootOnData(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRunDisk makes disks whose partition 2 is an ext4 image holding a store, or a new xfs, and
+// checks the entries and the embedded configuration boot that file system.
+func TestRunDisk(t *testing.T) {
+	testenv.Tools(t, "e2fsprogs", "mkfs.ext4")
+	dir := t.TempDir()
+	rootfs, initBin, efi, ext4 := filepath.Join(dir, "rootfs"), filepath.Join(dir, "dockerinit"), filepath.Join(dir, "boot.efi"), filepath.Join(dir, "ext4.img")
+	for name, data := range map[string]string{
+		filepath.Join(rootfs, "boot", "vmlinuz-6.1.0-1-amd64"): "kernel",
+		initBin: "\x7fELF fake init",
+		efi:     "MZ fake boot manager",
+	} {
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(ext4, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(ext4, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", "-L", "store", ext4).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v: %s", err, out)
+	}
+	base := []string{"--bootloader", "grub", "--efi-binary", efi, "--esp-size", "40M", "--rootfs", rootfs, "--init", initBin,
+		"--modules", "none", "--image", "desktop"}
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		wantFSType string
+		want       []string // in the output
+	}{
+		{"ext4 data image", []string{"--data-image", ext4, "--docker-path", "var/lib/containers/storage"}, "ext4",
+			[]string{"root=LABEL=store rootflags=subvol=docker_rwlayer rw docker_path=var/lib/containers/storage", "partition 2: ext4 LABEL=store"}},
+		{"new xfs", []string{"--data-fstype", "xfs", "--data-size", "300M"}, "xfs",
+			[]string{"root=LABEL=linux rootflags=subvol=docker_rwlayer rw docker_path=docker", "partition 2: xfs LABEL=linux", "empty: put the image store in docker/"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.wantFSType == "xfs" {
+				testenv.Tools(t, "xfsprogs", "mkfs.xfs")
+			}
+			disk := filepath.Join(t.TempDir(), "disk.img")
+			out, err := capture(t, func() error { return runDisk(append(append([]string{"--out", disk}, base...), tc.args...)) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(out, want) {
+					t.Errorf("mkbootimg disk printed no %q:\n%s", want, out)
+				}
+			}
+			if cfg := diskConfig(t, disk, "/dockerinit/desktop-latest/initramfs.img"); cfg.Root.FSType != tc.wantFSType {
+				t.Errorf("the initramfs embeds root.fstype %q, want %q", cfg.Root.FSType, tc.wantFSType)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"both images", []string{"--data-image", ext4, "--btrfs-image", ext4}, "--btrfs-image and --data-image both given"},
+		{"ext4 as --btrfs-image", []string{"--btrfs-image", ext4}, `--btrfs-image: ` + ext4 + `: holds "ext4", not a btrfs file system`},
+		{"data image, no store", []string{"--data-image", ext4}, "say where the image store is in it with --docker-path"},
+		{"label differs", []string{"--data-image", ext4, "--docker-path", "docker", "--label", "other"}, `the --data-image is labelled "store": drop --label, or relabel the image (e2label FILE other)`},
+		{"root fstype differs", []string{"--data-image", ext4, "--docker-path", "docker", "--root-fstype", "btrfs"}, "--root-fstype btrfs, but partition 2 holds ext4"},
+		{"unknown new file system", []string{"--data-fstype", "zfs"}, "--data-fstype zfs: an image store boots from btrfs, ext4, xfs only"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			disk := filepath.Join(t.TempDir(), "disk.img")
+			_, err := capture(t, func() error { return runDisk(append(append([]string{"--out", disk}, base...), tc.args...)) })
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("runDisk = %v, want an error containing %q", err, tc.want)
+			}
+			if _, err := os.Stat(disk); err == nil {
+				t.Error("a refused run wrote the disk")
+			}
+		})
+	}
+}
+
+// diskConfig reads the dockerinit.toml of the initramfs at initrd on the ESP of disk.
+func diskConfig(t *testing.T, disk, initrd string) bootparam.Config {
+	t.Helper()
+	d, err := diskfs.Open(disk, diskfs.WithOpenMode(diskfs.ReadOnly))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	esp, err := d.GetFilesystem(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := esp.ReadFile(initrd)
+	if err != nil {
+		t.Fatalf("read %s from the ESP: %v", initrd, err)
+	}
+	entries, err := initramfs.Read(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(entries, func(e initramfs.Entry) bool { return e.Path == "etc/dockerinit.toml" })
+	if i < 0 {
+		t.Fatal("no etc/dockerinit.toml in the initramfs")
+	}
+	cfg, err := bootparam.DecodeConfig(entries[i].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

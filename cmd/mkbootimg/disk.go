@@ -79,7 +79,7 @@ func runDisk(args []string) error {
 		return fmt.Errorf("--esp-size: %w", err)
 	}
 	if d.DataSize, err = parseSize(*dataSize); err != nil {
-		return fmt.Errorf("--data-size: %w", err)
+		return fmt.Errorf("--data-size (--btrfs-size): %w", err)
 	}
 	imageFlag := "--data-image"
 	switch {

@@ -144,7 +144,8 @@ func (o Options) imageRoot(res *Result) (root string, forced []string, done func
 	case o.RootFS != "" && o.DockerRoot != "":
 		return "", nil, nil, fmt.Errorf("--rootfs and --store (--docker-root) both given: use one")
 	case o.RootFS != "":
-		return o.RootFS, []string{"btrfs"}, func() {}, nil
+		forced, err := forcedModules(0, o.Config.Root.FSType)
+		return o.RootFS, forced, func() {}, err
 	case o.DockerRoot == "":
 		return "", nil, nil, fmt.Errorf("nothing to build from: pass --store DIR --image NAME[:TAG], or --rootfs DIR")
 	case o.Image == "":
@@ -159,21 +160,34 @@ func (o Options) imageRoot(res *Result) (root string, forced []string, done func
 		return "", nil, nil, err
 	}
 	res.Image, res.ImageID = o.Image, img.ID
-	fstype := locate(o.DockerRoot).fstype
-	switch {
-	case img.Root.Kind == imagestore.Snapshot || fstype == "":
-		forced = []string{"btrfs"}
-	default:
-		forced = []string{fstype}
-	}
-	if img.Root.Kind == imagestore.Overlay {
-		forced = append(forced, "overlay")
+	// The configured type is the store's where it boots (mkbootimg disk's data image); else the
+	// file system --store is on here.
+	fstype := first(o.Config.Root.FSType, locate(o.DockerRoot).fstype)
+	if forced, err = forcedModules(img.Root.Kind, fstype); err != nil {
+		return "", nil, nil, fmt.Errorf("image %s: %w", o.Image, err)
 	}
 	root, done, err = mountLayers(img.Root)
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("image %s: %w", o.Image, err)
 	}
 	return root, forced, done, nil
+}
+
+// forcedModules are the modules every boot loads for a store on fstype ("": unknown) keeping
+// its images as kind (0: unknown, an unpacked root): the file system, and overlayfs for layers.
+func forcedModules(kind imagestore.RootKind, fstype string) ([]string, error) {
+	switch {
+	case kind == imagestore.Snapshot && fstype != "" && fstype != "btrfs":
+		return nil, fmt.Errorf("its store keeps it as btrfs subvolumes, but the root file system is %s: a btrfs store boots from btrfs only; check --root-fstype or the data image", fstype)
+	case fstype == "":
+		fstype = "btrfs"
+	}
+	forced := []string{fstype}
+	// On ext4 and xfs a store can only be one of layers; on btrfs only the store knows.
+	if kind == imagestore.Overlay || (kind == 0 && fstype != "btrfs") {
+		forced = append(forced, "overlay")
+	}
+	return forced, nil
 }
 
 // OpenStore opens the image store in the folder dir of this machine.

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/dockerinit/dockerinit/bootparam"
+	"github.com/dockerinit/dockerinit/imagestore"
 	"github.com/dockerinit/dockerinit/initramfs"
 )
 
@@ -102,6 +104,38 @@ func TestBuildErrors(t *testing.T) {
 			}
 			if _, statErr := os.Stat(filepath.Join(tc.o.Out, "initramfs.img")); statErr == nil {
 				t.Error("a failed build left an initramfs.img behind")
+			}
+		})
+	}
+}
+
+func TestForcedModules(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		kind   imagestore.RootKind
+		fstype string
+		want   []string
+		err    string
+	}{
+		{name: "btrfs snapshot", kind: imagestore.Snapshot, fstype: "btrfs", want: []string{"btrfs"}},
+		{name: "snapshot, file system unknown", kind: imagestore.Snapshot, want: []string{"btrfs"}},
+		{name: "overlay on ext4", kind: imagestore.Overlay, fstype: "ext4", want: []string{"ext4", "overlay"}},
+		{name: "overlay on btrfs", kind: imagestore.Overlay, fstype: "btrfs", want: []string{"btrfs", "overlay"}},
+		{name: "overlay, file system unknown", kind: imagestore.Overlay, want: []string{"btrfs", "overlay"}},
+		{name: "unpacked root", want: []string{"btrfs"}},
+		{name: "unpacked root of an xfs store", fstype: "xfs", want: []string{"xfs", "overlay"}},
+		{name: "snapshot on xfs", kind: imagestore.Snapshot, fstype: "xfs", err: "a btrfs store boots from btrfs only"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := forcedModules(tc.kind, tc.fstype)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Errorf("forcedModules = %q, %v; want an error containing %q", got, err, tc.err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Errorf("forcedModules = %q, %v; want %q", got, err, tc.want)
 			}
 		})
 	}

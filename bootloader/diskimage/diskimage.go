@@ -10,11 +10,8 @@ import (
 	"io/fs"
 	"maps"
 	"os"
-	"os/exec"
 	"path"
-	"path/filepath"
 	"slices"
-	"strings"
 
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/backend/file"
@@ -54,11 +51,13 @@ type Options struct {
 	Timeout int               // seconds the menu waits before it boots the default entry
 	Serial  bool              // GRUB's menu also on the first serial port (firmware menus follow the firmware's console)
 	ESPSize int64             // 0: DefaultESPSize
-	// The data partition: a copy of the btrfs file system image BtrfsImage, or else a new btrfs
-	// labelled Label made by mkfs.btrfs, of BtrfsSize bytes.
-	BtrfsImage string
-	BtrfsSize  int64
-	Label      string
+	// The data partition: a copy of the file system image DataImage (btrfs, ext4 or xfs; of
+	// type FSType when that is set), or else a new empty file system of FSType (default btrfs)
+	// labelled Label, of DataSize bytes, made by the host's mkfs.
+	DataImage string
+	FSType    string
+	DataSize  int64
+	Label     string
 }
 
 // Result says what was written.
@@ -66,7 +65,7 @@ type Result struct {
 	Path    string
 	Size    int64
 	ESP     bootloader.Volume
-	Data    bootloader.Volume // the btrfs of the data partition
+	Data    bootloader.Volume // the file system of the data partition
 	Config  string            // the boot manager's configuration file on the ESP
 	Entries []bootloader.Entry
 }
@@ -76,23 +75,6 @@ var efiBinaries = map[bootloader.Kind]struct{ path, pkg string }{
 	bootloader.Refind:      {"/usr/share/refind/refind/refind_x64.efi", "refind"},
 	bootloader.GRUB:        {"/usr/lib/grub/x86_64-efi/monolithic/grubx64.efi", "grub-efi-amd64-bin"},
 	bootloader.SystemdBoot: {"/usr/lib/systemd/boot/efi/systemd-bootx64.efi", "systemd-boot-efi"},
-}
-
-// ProbeBtrfs reads the label and UUID of a btrfs file system image.
-func ProbeBtrfs(image string) (bootloader.Volume, error) {
-	f, err := os.Open(image)
-	if err != nil {
-		return bootloader.Volume{}, err
-	}
-	defer f.Close()
-	fstype, label, uuid, err := blockdev.Probe(f)
-	if err != nil {
-		return bootloader.Volume{}, fmt.Errorf("%s: %w", image, err)
-	}
-	if fstype != "btrfs" {
-		return bootloader.Volume{}, fmt.Errorf("%s holds %q, not a btrfs file system: give a btrfs image (mkfs.btrfs), or leave --btrfs-image out for a new one", image, fstype)
-	}
-	return bootloader.Volume{FSType: fstype, Label: label, UUID: uuid}, nil
 }
 
 // Build writes the disk image. A file is written beside Out, synced and renamed over it at the
@@ -119,7 +101,7 @@ func Build(o Options) (*Result, error) {
 	}
 	defer cleanup()
 	res := &Result{Path: o.Out}
-	if res.Data, err = ProbeBtrfs(data); err != nil {
+	if res.Data, err = ProbeData(data, o.FSType); err != nil {
 		return nil, err
 	}
 	dataSize, err := fileSize(data)
@@ -189,8 +171,9 @@ func (o Options) Check() error {
 		return fmt.Errorf("a disk boots with refind, grub or systemd-boot, not %q", o.Kind)
 	case o.ESPSize != 0 && o.ESPSize < minESPSize:
 		return fmt.Errorf("an ESP of %d MiB is too small for FAT32: give at least %d MiB", o.ESPSize/mib, minESPSize/mib)
-	case o.BtrfsImage == "" && o.BtrfsSize < 256*mib:
-		return fmt.Errorf("a new btrfs of %d MiB is too small: give --btrfs-size of at least 256M (8G or more to hold images)", o.BtrfsSize/mib)
+	}
+	if err := o.checkData(); err != nil {
+		return err
 	}
 	fi, err := os.Stat(o.Out)
 	switch {
@@ -238,42 +221,6 @@ func (o Options) efiBinary() ([]byte, error) {
 		return nil, fmt.Errorf("%s is not an EFI executable (no MZ header)", p)
 	}
 	return b, nil
-}
-
-// dataImage returns the btrfs image to copy into the data partition: BtrfsImage, or a new one
-// made by mkfs.btrfs in a sparse scratch file, which cleanup removes.
-func (o Options) dataImage() (path string, cleanup func(), err error) {
-	if o.BtrfsImage != "" {
-		return o.BtrfsImage, func() {}, nil
-	}
-	if _, err := exec.LookPath("mkfs.btrfs"); err != nil {
-		return "", nil, errors.New("a new btrfs needs mkfs.btrfs: apt-get install btrfs-progs, or pass --btrfs-image FILE")
-	}
-	// The scratch file is a temporary file of OUT.btrfs, a name never committed, so that the next
-	// build removes it if this one crashes. A block device's goes to $TMPDIR.
-	scratch := o.Out + ".btrfs"
-	if dev, _ := isBlockDevice(o.Out); dev {
-		scratch = filepath.Join(os.TempDir(), "mkbootimg.btrfs")
-	}
-	tmp, err := atomicfile.Create(scratch)
-	if err != nil {
-		return "", nil, fmt.Errorf("the scratch file for a new btrfs: %w", err)
-	}
-	err = tmp.Truncate(roundUp(o.BtrfsSize, mib))
-	if err == nil {
-		label := o.Label
-		if label == "" {
-			label = "linux"
-		}
-		if out, merr := exec.Command("mkfs.btrfs", "-q", "-f", "-L", label, tmp.Name()).CombinedOutput(); merr != nil {
-			err = fmt.Errorf("mkfs.btrfs: %w: %s", merr, strings.TrimSpace(string(out)))
-		}
-	}
-	if err != nil {
-		tmp.Discard()
-		return "", nil, err
-	}
-	return tmp.Name(), tmp.Discard, nil
 }
 
 // layout is where the partitions are, in bytes: both start on a MiB boundary.

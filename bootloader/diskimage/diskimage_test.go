@@ -108,7 +108,7 @@ func TestBuild(t *testing.T) {
 		t.Run(string(tc.kind), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "disk.img")
 			res, err := Build(Options{Out: out, Kind: tc.kind, EFIBinary: efi, Entries: []bootloader.Entry{main, old},
-				Files: files, Timeout: 3, Serial: true, ESPSize: 64 << 20, BtrfsImage: data})
+				Files: files, Timeout: 3, Serial: true, ESPSize: 64 << 20, DataImage: data})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -174,30 +174,6 @@ func TestBuild(t *testing.T) {
 	}
 }
 
-func TestBuildNewBtrfs(t *testing.T) {
-	testenv.Tools(t, "btrfs-progs", "mkfs.btrfs")
-	dir := t.TempDir()
-	efi := filepath.Join(dir, "boot.efi")
-	if err := os.WriteFile(efi, fakeEFI, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "disk.img")
-	res, err := Build(Options{Out: out, Kind: bootloader.SystemdBoot, EFIBinary: efi, Entries: []bootloader.Entry{entry(t, "desktop")},
-		ESPSize: 64 << 20, BtrfsSize: 300 << 20, Label: "docker"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Data.FSType != "btrfs" || res.Data.Label != "docker" || res.Data.UUID == "" {
-		t.Errorf("data partition %+v, want a new btrfs labelled docker", res.Data)
-	}
-	if res.Size != (1+64+300+1)<<20 {
-		t.Errorf("disk size %d MiB, want 1 + 64 + 300 + 1", res.Size>>20)
-	}
-	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) > 0 {
-		t.Errorf("temporary files left: %q", left)
-	}
-}
-
 func TestBuildRefuses(t *testing.T) {
 	dir := t.TempDir()
 	existing := filepath.Join(dir, "disk.img")
@@ -208,7 +184,7 @@ func TestBuildRefuses(t *testing.T) {
 	if err := os.WriteFile(notEFI, []byte("#!/bin/sh"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ok := Options{Out: filepath.Join(dir, "new.img"), Kind: bootloader.GRUB, BtrfsImage: "/nonexistent", Entries: []bootloader.Entry{{ID: "x"}}}
+	ok := Options{Out: filepath.Join(dir, "new.img"), Kind: bootloader.GRUB, DataImage: "/nonexistent", Entries: []bootloader.Entry{{ID: "x"}}}
 	var blockDev string
 	if m, _ := filepath.Glob("/dev/loop[0-9]*"); len(m) > 0 {
 		blockDev = m[0]
@@ -223,7 +199,9 @@ func TestBuildRefuses(t *testing.T) {
 		{"block device", func(o *Options) { o.Out = blockDev }, "is a block device"},
 		{"refind-linux", func(o *Options) { o.Kind = bootloader.RefindLinux }, "refind, grub or systemd-boot"},
 		{"tiny ESP", func(o *Options) { o.ESPSize = 8 << 20 }, "too small for FAT32"},
-		{"tiny btrfs", func(o *Options) { o.BtrfsImage, o.BtrfsSize = "", 1<<20 }, "too small"},
+		{"tiny btrfs", func(o *Options) { o.DataImage, o.DataSize = "", 1<<20 }, "a new btrfs of 1 MiB is too small"},
+		{"tiny xfs", func(o *Options) { o.DataImage, o.FSType, o.DataSize = "", "xfs", 256<<20 }, "at least 300M"},
+		{"unbootable file system", func(o *Options) { o.FSType = "vfat" }, "boots from btrfs, ext4, xfs only"},
 		{"no entries", func(o *Options) { o.Entries = nil }, "no menu entries"},
 		{"not an EFI binary", func(o *Options) { o.EFIBinary = notEFI }, "not an EFI executable"},
 	} {
@@ -243,20 +221,6 @@ func TestBuildRefuses(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(dir, "*")); len(m) != 2 {
 		t.Errorf("files in the output directory: %q, want only the two made by the test", m)
-	}
-}
-
-func TestProbeBtrfs(t *testing.T) {
-	not := filepath.Join(t.TempDir(), "zeros")
-	if err := os.WriteFile(not, make([]byte, 128<<10), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ProbeBtrfs(not); err == nil || !strings.Contains(err.Error(), "not a btrfs") {
-		t.Errorf("ProbeBtrfs(zeros) = %v, want it refused as not btrfs", err)
-	}
-	v, err := ProbeBtrfs(btrfsImage(t, "rootfs"))
-	if err != nil || v.Label != "rootfs" || v.FSType != "btrfs" {
-		t.Errorf("ProbeBtrfs = %+v, %v; want btrfs labelled rootfs", v, err)
 	}
 }
 
@@ -283,7 +247,7 @@ func TestBuildSystemdBootCounting(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "disk.img")
-			_, err := Build(Options{Out: out, Kind: bootloader.SystemdBoot, EFIBinary: efi, Entries: tc.entries, Timeout: 1, ESPSize: 64 << 20, BtrfsImage: data})
+			_, err := Build(Options{Out: out, Kind: bootloader.SystemdBoot, EFIBinary: efi, Entries: tc.entries, Timeout: 1, ESPSize: 64 << 20, DataImage: data})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Build = %v, want an error containing %q", err, tc.wantErr)

@@ -4,32 +4,50 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/dockerinit/dockerinit/bootimage"
 	"github.com/dockerinit/dockerinit/bootloader"
 	"github.com/dockerinit/dockerinit/bootloader/diskimage"
+	"github.com/dockerinit/dockerinit/bootparam"
 )
 
 func init() {
-	commands["disk"] = command{"write a bootable GPT disk image: an ESP with a boot manager, and a btrfs partition", runDisk}
+	commands["disk"] = command{"write a bootable GPT disk image: an ESP with a boot manager, and the image store's file system (btrfs, ext4 or xfs)", runDisk}
 }
 
 const diskHelp = `mkbootimg disk: write a bootable raw GPT disk image for an image.
 
 Usage:
-  mkbootimg disk --out disk.img --bootloader refind|grub|systemd-boot --docker-root DIR --image REF [flags]
+  mkbootimg disk --out disk.img --bootloader refind|grub|systemd-boot --store DIR --image REF
+                 [--data-image FILE | --btrfs-image FILE | --data-fstype btrfs|ext4|xfs --data-size 16G] [flags]
 
 The disk has two partitions:
   1  the ESP (FAT32): the boot manager as EFI/BOOT/BOOTX64.EFI (the host's, from Debian's refind,
      grub-efi-amd64-bin or systemd-boot-efi, or --efi-binary), its configuration, and the image's
      kernel and initramfs in dockerinit/IMAGE/. The menu has one entry per image (--also adds
      more) and boots the first after --timeout seconds.
-  2  the btrfs for the Docker data root, GPT name = its label: a copy of --btrfs-image, or a new
-     empty btrfs of --btrfs-size labelled --label. Fill a new one by running dockerd on it (see
-     the README, "Boot managers"): the command line expects the Docker root at --docker-path
-     (default docker) and boots root=LABEL=<label>.
+  2  the file system holding the image store, GPT name = its label, one of:
+     --data-image FILE  a copy of a btrfs, ext4 or xfs file system image (not a partitioned disk)
+                        holding any store dockerinit boots: a Docker data root (btrfs or overlay2
+                        driver, or its containerd image store), a containerd root (btrfs or
+                        overlayfs snapshotter) or a containers-storage root (overlay or btrfs
+                        driver); one kept as btrfs subvolumes needs a btrfs. Its label (else
+                        its UUID) names root=, and its type is embedded as root.fstype. The
+                        kernel and modules are read from --store: mount the same file system
+                        (mount -o loop,ro FILE /mnt; ext4 with noload, xfs with norecovery) and
+                        give --store /mnt/var/lib/docker (or /mnt/var/lib/containerd, ...):
+                        docker_path= is then the store's path in it. With --store elsewhere, say
+                        where the store is in the image with --docker-path.
+     --btrfs-image FILE the same for a btrfs image only; docker_path= is docker unless
+                        --docker-path says otherwise.
+     neither            a new empty file system of --data-fstype (btrfs, or ext4 or xfs, made by
+                        the host's mkfs.btrfs, mkfs.ext4 or mkfs.xfs) and --data-size, labelled
+                        --label. Fill it by running dockerd (or podman, containerd) on it (see the
+                        README, "Boot managers"): the command line expects the store at
+                        --docker-path (default docker).
 
 An existing file is never overwritten and a block device never written without --force.
 
@@ -46,10 +64,13 @@ func runDisk(args []string) error {
 	fs.StringVar(&d.EFIBinary, "efi-binary", "", "the boot manager's EFI executable (default: the host's, from its Debian package)")
 	fs.IntVar(&d.Timeout, "timeout", 5, "seconds the menu waits before booting the first entry")
 	fs.BoolVar(&d.Serial, "serial", false, "GRUB's menu also on the serial port ttyS0 (add console=ttyS0 with --append for the kernel)")
-	fs.StringVar(&d.BtrfsImage, "btrfs-image", "", "a btrfs file system image to copy into partition 2 (its label names root=)")
-	fs.StringVar(&d.Label, "label", "", "label of a new btrfs, and partition 2's GPT name (default: the --btrfs-image's label, else linux)")
+	dataImage := fs.String("data-image", "", "a btrfs, ext4 or xfs file system image holding the image store, to copy into partition 2 (its label, else UUID, names root=)")
+	btrfsImage := fs.String("btrfs-image", "", "a btrfs file system image to copy into partition 2 (its label names root=)")
+	fs.StringVar(&d.FSType, "data-fstype", "", "file system of a new partition 2: btrfs, ext4 or xfs (default btrfs); with --data-image, the type it must have")
+	fs.StringVar(&d.Label, "label", "", "label of a new file system, and partition 2's GPT name (default: the image's label, else linux)")
 	espSize := fs.String("esp-size", "260M", "size of the ESP")
-	btrfsSize := fs.String("btrfs-size", "8G", "size of a new btrfs (without --btrfs-image)")
+	dataSize := fs.String("data-size", "8G", "size of a new file system (without --data-image or --btrfs-image)")
+	fs.StringVar(dataSize, "btrfs-size", "8G", "the same as --data-size, by its first name")
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -57,8 +78,19 @@ func runDisk(args []string) error {
 	if d.ESPSize, err = parseSize(*espSize); err != nil {
 		return fmt.Errorf("--esp-size: %w", err)
 	}
-	if d.BtrfsSize, err = parseSize(*btrfsSize); err != nil {
-		return fmt.Errorf("--btrfs-size: %w", err)
+	if d.DataSize, err = parseSize(*dataSize); err != nil {
+		return fmt.Errorf("--data-size (--btrfs-size): %w", err)
+	}
+	imageFlag := "--data-image"
+	switch {
+	case *btrfsImage != "" && *dataImage != "":
+		return errors.New("--btrfs-image and --data-image both given: use one (--data-image takes btrfs too)")
+	case *btrfsImage != "" && d.FSType != "" && d.FSType != "btrfs":
+		return fmt.Errorf("--btrfs-image with --data-fstype %s: use --data-image for an %[1]s image", d.FSType)
+	case *btrfsImage != "":
+		imageFlag, d.DataImage, d.FSType = "--btrfs-image", *btrfsImage, "btrfs"
+	default:
+		d.DataImage = *dataImage
 	}
 	tmp, err := os.MkdirTemp("", "mkbootimg-disk-")
 	if err != nil {
@@ -69,23 +101,13 @@ func runDisk(args []string) error {
 	if err != nil {
 		return err
 	}
-	data := bootloader.Volume{FSType: "btrfs", Label: d.Label}
-	if d.BtrfsImage != "" {
-		if data, err = diskimage.ProbeBtrfs(d.BtrfsImage); err != nil {
-			return fmt.Errorf("--btrfs-image: %w", err)
-		}
-		if d.Label != "" && d.Label != data.Label {
-			return fmt.Errorf("--label %s, but the --btrfs-image is labelled %q: drop --label, or relabel the image (btrfs filesystem label FILE %s)", d.Label, data.Label, d.Label)
-		}
-	} else if data.Label == "" {
-		data.Label = "linux"
+	data, err := dataVolume(d, imageFlag)
+	if err != nil {
+		return err
 	}
-	// The entries boot this disk's btrfs, whatever the build host's Docker root is on.
-	if o.Config.Root.Device == "" {
-		o.Config.Root.Device = data.Spec()
-	}
-	if o.Config.Root.DockerPath == "" {
-		o.Config.Root.DockerPath = "docker"
+	// The entries boot this disk's file system, whatever the build host's store is on.
+	if err := bootOnData(&o.Config.Root, data, d.DataImage != "" && *btrfsImage == "", o.DockerRoot); err != nil {
+		return err
 	}
 	m, err := ef.newMenu(o)
 	if err != nil {
@@ -120,12 +142,90 @@ func runDisk(args []string) error {
 	for _, e := range disk.Entries {
 		fmt.Printf("    %s: %s\n", e.Title, e.Cmdline)
 	}
-	fmt.Printf("  partition 2: btrfs %s (UUID %s)", disk.Data.Spec(), disk.Data.UUID)
-	if d.BtrfsImage == "" {
-		fmt.Printf(", empty: put the Docker data root in docker/ on it (README, \"Boot managers\")")
+	fmt.Printf("  partition 2: %s %s (UUID %s)", disk.Data.FSType, disk.Data.Spec(), disk.Data.UUID)
+	if d.DataImage == "" {
+		fmt.Printf(", empty: put the image store in %s/ on it (README, \"Boot managers\")", o.Config.Root.DockerPath)
 	}
 	fmt.Println()
 	return nil
+}
+
+// dataVolume is the file system partition 2 will hold: the image's, read from its superblock,
+// or the new one's.
+func dataVolume(d diskimage.Options, imageFlag string) (bootloader.Volume, error) {
+	if d.FSType != "" && !slices.Contains(bootparam.RootFSTypes, d.FSType) {
+		return bootloader.Volume{}, fmt.Errorf("--data-fstype %s: an image store boots from %s only", d.FSType, strings.Join(bootparam.RootFSTypes, ", "))
+	}
+	if d.DataImage == "" {
+		v := bootloader.Volume{FSType: d.FSType, Label: d.Label}
+		if v.FSType == "" {
+			v.FSType = diskimage.DefaultFSType
+		}
+		if v.Label == "" {
+			v.Label = "linux"
+		}
+		return v, nil
+	}
+	v, err := diskimage.ProbeData(d.DataImage, d.FSType)
+	if err != nil {
+		return v, fmt.Errorf("%s: %w", imageFlag, err)
+	}
+	if d.Label != "" && d.Label != v.Label {
+		relabel := map[string]string{"btrfs": "btrfs filesystem label FILE %s", "ext4": "e2label FILE %s", "xfs": "xfs_admin -L %s FILE"}[v.FSType]
+		return v, fmt.Errorf("--label %s, but the %s is labelled %q: drop --label, or relabel the image ("+relabel+")", d.Label, imageFlag, v.Label, d.Label)
+	}
+	return v, nil
+}
+
+// bootOnData points the root settings not given as flags at the data partition: root= by its
+// label or UUID, its file system type, and where the store is on it. For a --data-image
+// (fromStore) that is --store's path in its file system, which must be the image's; a new file
+// system or a --btrfs-image expects it at docker/, as the README's recipe fills it.
+func bootOnData(root *bootparam.RootConfig, data bootloader.Volume, fromStore bool, store string) error {
+	if root.Device == "" {
+		root.Device = data.Spec()
+	}
+	switch {
+	case root.FSType == "":
+		root.FSType = data.FSType
+	case root.FSType != data.FSType:
+		return fmt.Errorf("--root-fstype %s, but partition 2 holds %s: drop --root-fstype, it is read from the data partition", root.FSType, data.FSType)
+	}
+	if root.DockerPath != "" {
+		return nil
+	}
+	if !fromStore {
+		root.DockerPath = "docker"
+		return nil
+	}
+	if store == "" {
+		return errors.New("--data-image: say where the image store is in it with --docker-path (e.g. var/lib/docker), or give --store as its path in the mounted image")
+	}
+	loc, err := bootloader.Locate(store)
+	p, err := storePath(loc, err, data)
+	if err != nil {
+		return fmt.Errorf("--store %s: %w", store, err)
+	}
+	root.DockerPath = p
+	return nil
+}
+
+// storePath is the store's path in the data image's file system, given where Locate found the
+// store (or why it could not).
+func storePath(loc bootloader.Location, locErr error, data bootloader.Volume) (string, error) {
+	const mounted = "mount the data image (mount -o loop,ro FILE /mnt) and give --store as the store's folder in it, or give its path in the image with --docker-path"
+	switch {
+	case locErr != nil:
+		return "", fmt.Errorf("%w: the store's file system cannot be compared with the data image's; %s", locErr, mounted)
+	case loc.Volume.UUID != data.UUID || loc.Volume.FSType != data.FSType:
+		return "", fmt.Errorf("the store is on %s (%s, UUID %s), not on the data image's file system (%s, UUID %s): %s",
+			loc.Source, loc.Volume.FSType, loc.Volume.UUID, data.FSType, data.UUID, mounted)
+	}
+	p := strings.Trim(loc.Path, "/")
+	if p == "" {
+		return "", errors.New("the store is the data image's top folder: dockerinit keeps its rw layer beside the store, so the store must be in a folder of it (move it, e.g. to docker/)")
+	}
+	return p, nil
 }
 
 // parseSize reads 8G, 260M, 512K or a number of bytes (powers of 1024).

@@ -5,16 +5,22 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dockerinit/dockerinit/bootloader"
 )
 
 // countInit is the image's init for the boot counting boots, laid into the top layer (so every
 // image of the fixture has it): it says which image it runs in, fails (exits, so the kernel
 // panics and the machine resets, as a broken image's init would) when the command line names its
 // image in ditest.fail=, and otherwise marks the boot good with what the initramfs left in /run,
-// as an image without systemd does, prints dockerinit status, and powers off.
+// as an image without systemd does, prints dockerinit status, and powers off. With
+// ditest.run=update or rollback (and ditest.ref=REF for update) it runs that mkbootimg verb as a
+// user of the booted system would, before powering off: on the store as the booted system mounts
+// the root file system's top, writing a GRUB custom.cfg there (ditest-entries/).
 const countInit = `#!/bin/sh
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 exec </dev/console >/dev/console 2>&1
@@ -27,6 +33,21 @@ for w in $(cat /proc/cmdline); do
 done
 /run/dockerinit/dockerinit mark-good | sed 's/^/DITEST markgood /'
 /run/dockerinit/dockerinit status | sed 's/^/DITEST status /'
+verb= ref=
+for w in $(cat /proc/cmdline); do
+	case $w in ditest.run=*) verb=${w#*=} ;; ditest.ref=*) ref=${w#*=} ;; esac
+done
+if [ -n "$verb" ]; then
+	mkdir -p /mnt/top
+	mount -o subvolid=5 LABEL=linux /mnt/top
+	/usr/local/sbin/mkbootimg $verb --bootloader grub --out /mnt/top/ditest-entries \
+		--bootloader-config /mnt/top/ditest-entries/custom.cfg --store /mnt/top/docker \
+		--modules none --no-pin --tries 2 $ref >/tmp/verb.log 2>&1
+	rc=$?
+	sed 's/^/DITEST verb /' /tmp/verb.log
+	echo "DITEST verbrc $rc"
+	umount /mnt/top
+fi
 echo "DITEST finished"
 sync
 echo o >/proc/sysrq-trigger
@@ -147,6 +168,37 @@ func TestBootCounting(t *testing.T) {
 		}
 	})
 
+	t.Run("update and rollback in the booted system", func(t *testing.T) {
+		// An rw layer of its own, so a record of its own. The first boot runs sample_image and,
+		// once it is marked good, `mkbootimg update other_image`; the next boots take the list
+		// from the entry it wrote (the rig's kernel and initramfs, which the entry's match but
+		// for the modules: --modules none keeps the guest's build short).
+		own := base + " rootflags=subvol=count_upd"
+		v := startVM(t, "count-update", cr, own+" docker_image=sample_image dockerinit.tries=2 ditest.run=update ditest.ref=other_image")
+		f := waitCountInit(t, v)
+		expectFact(t, f, "verbrc", "0")
+		expectLine(t, v, `^DITEST verb update: other_image \([0-9a-f]{12}\) boots next, counted; sample_image, running now, is its fallback$`)
+		words := verbEntry(t, disk, "dockerinit other_image:latest", "docker_image=other_image,sample_image", "dockerinit.tries=2", "rootflags=subvol=count_upd")
+
+		v = startVM(t, "count-updated", cr, base+" "+words+" ditest.run=rollback")
+		if _, err := v.waitFor(regexp.MustCompile(`dockerinit: booting other_image \(try 1 of 2\) from the list other_image,sample_image`), testinitTimeout); err != nil {
+			v.stop()
+			t.Fatalf("the entry update wrote did not boot other_image, counted: %v\n%s", err, v.tail(30))
+		}
+		f = waitCountInit(t, v)
+		expectFact(t, f, "image", "other_image")
+		expectFact(t, f, "verbrc", "0")
+		expectLine(t, v, `^DITEST verb rollback: sample_image boots next again; then other_image$`)
+		words = verbEntry(t, disk, "dockerinit sample_image:latest", "docker_image=sample_image,other_image", "dockerinit.tries=2", "rootflags=subvol=count_upd")
+
+		v = startVM(t, "count-rolled-back", cr, base+" "+words)
+		if _, err := v.waitFor(regexp.MustCompile(`dockerinit: booting sample_image \(marked good\) from the list sample_image,other_image`), testinitTimeout); err != nil {
+			v.stop()
+			t.Fatalf("the entry rollback wrote did not boot sample_image: %v\n%s", err, v.tail(30))
+		}
+		expectFact(t, waitCountInit(t, v), "image", "sample_image")
+	})
+
 	t.Run("Docker store unchanged", func(t *testing.T) { checkStoreOf(t, r, dir) })
 }
 
@@ -162,6 +214,10 @@ func copyWithCountInit(t *testing.T, r *rig, disk string) {
 		}
 		if err := os.WriteFile(p, []byte(countInit), 0o755); err != nil {
 			t.Fatal(err)
+		}
+		// mkbootimg, and the dockerinit it puts into the initramfs it builds, for the verbs.
+		for _, bin := range []string{"mkbootimg", "dockerinit"} {
+			runOrFatal(t, "cp", filepath.Join(rigTemp, "bin", bin), filepath.Join(filepath.Dir(p), bin))
 		}
 	})
 }
@@ -191,6 +247,46 @@ func waitCountInit(t *testing.T, v *vm) map[string][]string {
 		t.Errorf("boot %s: %v", v.name, err)
 	}
 	return facts(v.transcript())
+}
+
+// verbEntry reads the GRUB entry titled title that a verb wrote to ditest-entries/custom.cfg on
+// the disk, checks that its command line has each of want, and returns those words.
+func verbEntry(t *testing.T, disk, title string, want ...string) string {
+	t.Helper()
+	var cfg string
+	mountDisk(t, disk, func(top string) {
+		data, err := os.ReadFile(filepath.Join(top, "ditest-entries", "custom.cfg"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg = string(data)
+	})
+	entries, err := bootloader.ParseGRUB(cfg)
+	if err != nil {
+		t.Fatalf("the custom.cfg the verb wrote: %v\n%s", err, cfg)
+	}
+	for _, e := range entries {
+		if e.Title != title {
+			continue
+		}
+		have := strings.Fields(e.Cmdline)
+		for _, w := range want {
+			if !slices.Contains(have, w) {
+				t.Fatalf("entry %q boots %q, without %s", title, e.Cmdline, w)
+			}
+		}
+		return strings.Join(want, " ")
+	}
+	t.Fatalf("no entry %q in the custom.cfg the verb wrote:\n%s", title, cfg)
+	return ""
+}
+
+// expectLine fails the test unless a console line of v matches pattern.
+func expectLine(t *testing.T, v *vm, pattern string) {
+	t.Helper()
+	if !seen(v, pattern) {
+		t.Errorf("boot %s: no console line matches %s:\n%s", v.name, pattern, v.tail(30))
+	}
 }
 
 // squeeze folds runs of white space, for comparing tabulated output.

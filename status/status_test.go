@@ -140,7 +140,7 @@ func TestCounting(t *testing.T) {
 	countFile := "/run/dockerinit/state/docker_rwlayer.json"
 	rec := bootstate.Record{}
 	list := []string{"desktop:new", "desktop:good"}
-	present := func(string) error { return nil }
+	present := func(ref string) (string, error) { return "sha256:" + ref, nil }
 	for range 2 { // two boots of the new image that never came up
 		c, err := rec.Pick(list, 2, present)
 		if err != nil {

@@ -35,7 +35,7 @@ var ErrNothingToRollBack = errors.New("nothing to roll back to")
 func Update(r status.Report, ref string, resolve Resolver) (Plan, error) {
 	id, err := resolve(ref)
 	if err != nil {
-		return Plan{}, fmt.Errorf("%s: %w; pull, build or load it first", ref, err)
+		return Plan{}, fmt.Errorf("the image to update to: %w", err)
 	}
 	if r.Image == "" || r.ImageID == "" {
 		return Plan{}, fmt.Errorf("the boot report %s names no running image: update runs in a system dockerinit booted", status.BootJSON)

@@ -59,7 +59,7 @@ func TestUpdate(t *testing.T) {
 		{"the running image alone", status.Report{Image: "desktop:good", ImageID: idOld}, map[string]string{"desktop:good": idOld},
 			"desktop:good", []string{"desktop:good"}, "no fallback", ""},
 		{"an image the store does not hold", status.Report{Image: "desktop:good", ImageID: idOld}, map[string]string{"desktop:good": idOld},
-			"desktop:typo", nil, "", `desktop:typo: no image "desktop:typo" in the store; pull, build or load it first`},
+			"desktop:typo", nil, "", `the image to update to: no image "desktop:typo" in the store`},
 		{"no running image in the report", status.Report{}, map[string]string{"desktop:new": idNew},
 			"desktop:new", nil, "", "names no running image"},
 	} {

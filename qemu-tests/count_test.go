@@ -178,7 +178,7 @@ func TestBootCounting(t *testing.T) {
 		f := waitCountInit(t, v)
 		expectFact(t, f, "verbrc", "0")
 		expectLine(t, v, `^DITEST verb update: other_image \([0-9a-f]{12}\) boots next, counted; sample_image, running now, is its fallback$`)
-		words := verbEntry(t, disk, "dockerinit other_image:latest", "docker_image=other_image,sample_image", "dockerinit.tries=2", "rootflags=subvol=count_upd")
+		words := verbEntry(t, disk, "dockerinit-other_image-latest", "docker_image=other_image,sample_image", "dockerinit.tries=2", "rootflags=subvol=count_upd")
 
 		v = startVM(t, "count-updated", cr, base+" "+words+" ditest.run=rollback")
 		if _, err := v.waitFor(regexp.MustCompile(`dockerinit: booting other_image \(try 1 of 2\) from the list other_image,sample_image`), testinitTimeout); err != nil {
@@ -189,7 +189,7 @@ func TestBootCounting(t *testing.T) {
 		expectFact(t, f, "image", "other_image")
 		expectFact(t, f, "verbrc", "0")
 		expectLine(t, v, `^DITEST verb rollback: sample_image boots next again; then other_image$`)
-		words = verbEntry(t, disk, "dockerinit sample_image:latest", "docker_image=sample_image,other_image", "dockerinit.tries=2", "rootflags=subvol=count_upd")
+		words = verbEntry(t, disk, "dockerinit-sample_image-latest", "docker_image=sample_image,other_image", "dockerinit.tries=2", "rootflags=subvol=count_upd")
 
 		v = startVM(t, "count-rolled-back", cr, base+" "+words)
 		if _, err := v.waitFor(regexp.MustCompile(`dockerinit: booting sample_image \(marked good\) from the list sample_image,other_image`), testinitTimeout); err != nil {
@@ -249,9 +249,9 @@ func waitCountInit(t *testing.T, v *vm) map[string][]string {
 	return facts(v.transcript())
 }
 
-// verbEntry reads the GRUB entry titled title that a verb wrote to ditest-entries/custom.cfg on
+// verbEntry reads the GRUB entry id that a verb wrote to ditest-entries/custom.cfg on
 // the disk, checks that its command line has each of want, and returns those words.
-func verbEntry(t *testing.T, disk, title string, want ...string) string {
+func verbEntry(t *testing.T, disk, id string, want ...string) string {
 	t.Helper()
 	var cfg string
 	mountDisk(t, disk, func(top string) {
@@ -266,18 +266,18 @@ func verbEntry(t *testing.T, disk, title string, want ...string) string {
 		t.Fatalf("the custom.cfg the verb wrote: %v\n%s", err, cfg)
 	}
 	for _, e := range entries {
-		if e.Title != title {
+		if e.ID != id {
 			continue
 		}
 		have := strings.Fields(e.Cmdline)
 		for _, w := range want {
 			if !slices.Contains(have, w) {
-				t.Fatalf("entry %q boots %q, without %s", title, e.Cmdline, w)
+				t.Fatalf("entry %s (%q) boots %q, without %s", id, e.Title, e.Cmdline, w)
 			}
 		}
 		return strings.Join(want, " ")
 	}
-	t.Fatalf("no entry %q in the custom.cfg the verb wrote:\n%s", title, cfg)
+	t.Fatalf("no entry %s in the custom.cfg the verb wrote:\n%s", id, cfg)
 	return ""
 }
 

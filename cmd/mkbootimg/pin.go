@@ -17,6 +17,7 @@ func init() {
 	commands["pin"] = command{"keep images safe from docker image prune -a and rmi (and podman's, containerd's)", runPin}
 	commands["unpin"] = command{"remove the pins of images, leaving the images to the store's own tools", runUnpin}
 	commands["pins"] = command{"list the pinned images", runPins}
+	commands["status"] = command{"in a booted system: dockerinit status, and the pinned images", runStatus}
 }
 
 const pinHelpTail = `
@@ -158,6 +159,41 @@ func runPins(args []string) error {
 	if err != nil {
 		return err
 	}
+	return printPins(t)
+}
+
+const statusHelp = `mkbootimg status: what booted, and what is pinned.
+
+Usage (in a system dockerinit booted):
+  mkbootimg status [--tool docker|podman|containerd] [--namespace NS]
+
+It prints what dockerinit status prints (the image, why it booted, the boot counting list with
+each image's tries, the past boots), then the images pinned in the booted store (mkbootimg pins).
+dockerinit status itself, in PID 1's binary, does not ask the store's daemon.
+
+Flags:
+`
+
+func runStatus(args []string) error {
+	fs := newFlags("status", statusHelp)
+	f := addPinFlags(fs)
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if err := status.Run(os.Stdout, "/", false); err != nil {
+		return err
+	}
+	t, err := f.toolFor()
+	if err != nil {
+		return err
+	}
+	t.Log = nil
+	fmt.Println("Pinned images:")
+	return printPins(t)
+}
+
+// printPins lists the pins of t's store as a table.
+func printPins(t pin.Tool) error {
 	if err := t.Check(context.Background()); err != nil {
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -71,47 +70,6 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-// daemon starts a daemon whose output goes to log, and stops it when the test ends: SIGTERM,
-// then SIGKILL after 20 s. ready is polled until it succeeds (at most 30 s).
-func daemon(t *testing.T, log string, ready func() error, name string, args ...string) {
-	t.Helper()
-	f, err := os.Create(log)
-	must(t, err)
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	must(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); f.Close() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			t.Errorf("%s did not stop within 20 s of SIGTERM; killing it", name)
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := ready()
-		if err == nil {
-			return
-		}
-		select {
-		case <-exited:
-			data, _ := os.ReadFile(log)
-			t.Fatalf("%s exited while starting: %s", name, data)
-		default:
-		}
-		if time.Now().After(deadline) {
-			data, _ := os.ReadFile(log)
-			t.Fatalf("%s did not answer within 30 s: %v\n%s", name, err, data)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 
@@ -204,7 +162,7 @@ func TestDockerdHonoursPins(t *testing.T) {
 	sock := "unix://" + filepath.Join(dir, "docker.sock")
 	must(t, os.WriteFile(filepath.Join(dir, "daemon.json"), []byte("{}"), 0o644)) // not the host's
 	tool := Tool{Kind: Docker, Command: dockerBin, Args: []string{"-H", sock}}
-	daemon(t, filepath.Join(dir, "dockerd.log"), func() error { return tool.Check(context.Background()) },
+	testenv.Daemon(t, filepath.Join(dir, "dockerd.log"), func() error { return tool.Check(context.Background()) },
 		dockerdBin, "--config-file", filepath.Join(dir, "daemon.json"), "--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"), "--pidfile", filepath.Join(dir, "docker.pid"), "-H", sock,
 		"--bridge=none", "--iptables=false", "--ip-masq=false")
@@ -240,7 +198,7 @@ func TestContainerdHonoursPins(t *testing.T) {
 		"[grpc]", `  address = "` + sock + `"`, ""}, "\n")
 	must(t, os.WriteFile(filepath.Join(dir, "config.toml"), []byte(config), 0o644))
 	tool := Tool{Kind: Containerd, Namespace: "pintest", Command: ctrBin, Args: []string{"--address", sock}}
-	daemon(t, filepath.Join(dir, "containerd.log"), func() error { return tool.Check(ctx) },
+	testenv.Daemon(t, filepath.Join(dir, "containerd.log"), func() error { return tool.Check(ctx) },
 		containerdBin, "--config", filepath.Join(dir, "config.toml"))
 
 	archive(t, filepath.Join(dir, "keep.tar"), "kept", "keep:1")

@@ -56,9 +56,9 @@ type Options struct {
 	// /loader/keys/auto/, and loader.conf has systemd-boot enroll them when the firmware is in
 	// setup mode (secure-boot-enroll force).
 	EnrollKeys bool
-	Timeout int               // seconds the menu waits before it boots the default entry
-	Serial  bool              // GRUB's menu also on the first serial port (firmware menus follow the firmware's console)
-	ESPSize int64             // 0: DefaultESPSize
+	Timeout    int   // seconds the menu waits before it boots the default entry
+	Serial     bool  // GRUB's menu also on the first serial port (firmware menus follow the firmware's console)
+	ESPSize    int64 // 0: DefaultESPSize
 	// The data partition: a copy of the file system image DataImage (btrfs, ext4 or xfs; of
 	// type FSType when that is set), or else a new empty file system of FSType (default btrfs)
 	// labelled Label, of DataSize bytes, made by the host's mkfs.

@@ -1,0 +1,163 @@
+package qemutests
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dockerinit/dockerinit/internal/testenv"
+	"github.com/dockerinit/dockerinit/status"
+	"github.com/dockerinit/dockerinit/uki"
+)
+
+// Debian's OVMF built with Secure Boot (and SMM, which it needs).
+const ovmfSecureCode = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+
+// TestSecureBoot boots a disk from mkbootimg disk --secure-boot under OVMF's Secure Boot build
+// with an empty variable store (setup mode): systemd-boot enrolls the disk's keys and resets, and
+// the firmware, now enforcing, boots the signed systemd-boot and the signed UKI into the image,
+// whose boot.json says Secure Boot was on and the command line sealed. Then, with the keys
+// enrolled, a disk signed with other keys is refused by the firmware; and on firmware without
+// Secure Boot, where systemd-boot passes an edited command line on, the initramfs ignores it.
+func TestSecureBoot(t *testing.T) {
+	r := requireRig(t)
+	testenv.Need(t, fileExists(ovmfSecureCode) && fileExists(ovmfVars), "OVMF's Secure Boot firmware "+ovmfSecureCode+" (apt-get install ovmf)")
+	testenv.Tools(t, "sbsigntool", "sbsign", "sbverify")
+	testenv.Tools(t, "efitools", "cert-to-efi-sig-list", "sign-efi-sig-list")
+	testenv.Tools(t, "openssl", "openssl")
+	mkbootimg := filepath.Join(rigTemp, "bin", "mkbootimg")
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	if out, err := exec.Command(mkbootimg, "keys", "--out", keys).CombinedOutput(); err != nil {
+		t.Fatalf("mkbootimg keys: %v\n%s", err, out)
+	}
+	disk := filepath.Join(dir, "disk.img")
+	out, err := mkdisk(r, mkbootimg, disk, "--secure-boot", "--keys", keys, "--toplayer-path", "boot_docker", "--timeout", "1", "--append", uefiCmdline)
+	if err != nil {
+		t.Fatalf("mkbootimg disk --secure-boot: %v\n%s", err, out)
+	}
+	t.Logf("mkbootimg disk --secure-boot:\n%s", out)
+	sealed := checkSecureESP(t, espReader(t, disk), filepath.Join(keys, "db.crt"), dir)
+
+	vars := freshVars(t, dir)
+	t.Run("enroll, then boot enforcing", func(t *testing.T) {
+		v := startOVMF(t, "secureboot-enroll", r, ovmfSecureCode, true, vars, disk)
+		if _, err := v.waitFor(regexp.MustCompile(`Enrolling secure boot keys`), uefiTimeout); err != nil {
+			t.Fatalf("systemd-boot did not enroll the keys: %v", err)
+		}
+		started := regexp.MustCompile(`DITEST start `)
+		if _, err := v.waitFor(started, uefiTimeout+time.Minute); err != nil {
+			t.Fatalf("testinit never started after the enrollment: %v", err)
+		}
+		if _, err := v.waitFor(regexp.MustCompile(`DITEST finished`), uefiTimeout); err != nil {
+			t.Fatalf("testinit did not finish: %v", err)
+		}
+		if err := v.waitExit(poweroffTimeout); err != nil {
+			t.Error(err)
+		}
+		v.timings(t, started)
+		f := facts(v.transcript())
+		checkImageBooted(t, f, "sample_image")
+		rep := bootReport(t, f)
+		if rep.SecureBoot != "on" || !rep.CmdlineSealed || len(rep.Ignored) > 0 {
+			t.Errorf("boot.json: secure_boot %q, cmdline_sealed %v, ignored %q; want on, true, none", rep.SecureBoot, rep.CmdlineSealed, rep.Ignored)
+		}
+		if !seen(v, `Command line: `+regexp.QuoteMeta(sealed)) {
+			t.Errorf("the kernel's command line is not the sealed one %q", sealed)
+		}
+	})
+	if t.Failed() {
+		return // the next boots need the keys enrolled
+	}
+
+	t.Run("a disk signed with other keys is refused", func(t *testing.T) {
+		other := filepath.Join(dir, "other-keys")
+		if out, err := exec.Command(mkbootimg, "keys", "--out", other).CombinedOutput(); err != nil {
+			t.Fatalf("mkbootimg keys: %v\n%s", err, out)
+		}
+		odisk := filepath.Join(dir, "other.img")
+		if out, err := mkdisk(r, mkbootimg, odisk, "--secure-boot", "--keys", other, "--timeout", "1", "--append", uefiCmdline); err != nil {
+			t.Fatalf("mkbootimg disk: %v\n%s", err, out)
+		}
+		v := startOVMF(t, "secureboot-other-keys", r, ovmfSecureCode, true, vars, odisk)
+		if _, err := v.waitFor(regexp.MustCompile(`Access Denied|Security Violation`), uefiTimeout); err != nil {
+			t.Fatalf("the firmware did not refuse systemd-boot signed with other keys: %v", err)
+		}
+		if seen(v, `Linux version|DITEST`) {
+			t.Error("a kernel started from the disk signed with other keys")
+		}
+	})
+
+	t.Run("an edited command line is ignored", func(t *testing.T) {
+		// OVMF without Secure Boot: systemd-boot's editor works and the stub passes the edited
+		// line on, so only the initramfs stands between the menu and the boot.
+		v := startOVMF(t, "secureboot-edited", r, ovmfCode, false, freshVars(t, t.TempDir()), disk)
+		if _, err := v.waitFor(regexp.MustCompile(`Boot in`), uefiTimeout); err != nil {
+			t.Fatalf("no systemd-boot menu: %v", err)
+		}
+		// e edits the entry, Ctrl-E goes to the end of its line, Enter boots it.
+		if err := v.send("e\x05 init=/bin/sh dockerinit.rescue\r"); err != nil {
+			t.Fatal(err)
+		}
+		ignored := regexp.MustCompile(`sealed in the UKI: ignoring what the boot loader added: .*init=/bin/sh dockerinit.rescue`)
+		if _, err := v.waitFor(ignored, uefiTimeout); err != nil {
+			t.Fatalf("the initramfs did not say it ignored the edit: %v", err)
+		}
+		if _, err := v.waitFor(regexp.MustCompile(`DITEST finished`), uefiTimeout); err != nil {
+			t.Fatalf("testinit did not finish: %v", err)
+		}
+		if err := v.waitExit(poweroffTimeout); err != nil {
+			t.Error(err)
+		}
+		rep := bootReport(t, facts(v.transcript()))
+		if !rep.CmdlineSealed || !slices.Contains(rep.Ignored, "init=/bin/sh") || rep.SecureBoot == "on" {
+			t.Errorf("boot.json: secure_boot %q, cmdline_sealed %v, ignored %q; want not on, true, init=/bin/sh among them", rep.SecureBoot, rep.CmdlineSealed, rep.Ignored)
+		}
+	})
+}
+
+// checkSecureESP checks the disk's ESP before it boots: loader.conf enrolls the keys and boots
+// the UKI, which db signed and whose sealed command line it returns.
+func checkSecureESP(t *testing.T, read func(string) string, dbCert, dir string) string {
+	t.Helper()
+	const name = "dockerinit-sample_image-latest.efi"
+	conf := read("loader/loader.conf")
+	if !strings.Contains(conf, "default "+name+"\n") || !strings.Contains(conf, "secure-boot-enroll force\n") {
+		t.Fatalf("loader.conf does not enroll the keys and boot the UKI:\n%s", conf)
+	}
+	for _, k := range uki.KeyNames {
+		read("loader/keys/auto/" + k + ".auth")
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(read("EFI/Linux/"+name)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := uki.Verify(p, dbCert); err != nil {
+		t.Fatal(err)
+	}
+	secs, err := uki.Sections(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := string(secs[".cmdline"])
+	if !strings.Contains(line, uefiCmdline) || !strings.Contains(string(secs[".osrel"]), "ID=") {
+		t.Fatalf("the UKI's command line %q lacks the test's %q, or its os-release is empty", line, uefiCmdline)
+	}
+	return line
+}
+
+// bootReport is boot.json as testinit printed it.
+func bootReport(t *testing.T, f map[string][]string) status.Report {
+	t.Helper()
+	var r status.Report
+	if err := json.Unmarshal([]byte(strings.Join(f["bootjson"], "\n")), &r); err != nil {
+		t.Fatalf("boot.json: %v", err)
+	}
+	return r
+}

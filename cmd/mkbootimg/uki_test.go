@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/dockerinit/dockerinit/bootparam"
+	"github.com/dockerinit/dockerinit/initramfs"
+	"github.com/dockerinit/dockerinit/internal/testenv"
+	"github.com/dockerinit/dockerinit/uki"
+)
+
+// TestRunUKI builds a UKI from an unpacked root twice: the same bytes, the command line printed
+// is the one in .cmdline and the one the initramfs embeds as boot.sealed_cmdline, and a
+// --sealed-cmdline that says otherwise is refused.
+func TestRunUKI(t *testing.T) {
+	testenv.Tools(t, "binutils", "objcopy")
+	_, err := os.Stat(uki.DefaultStub)
+	testenv.Need(t, err == nil, "systemd's EFI stub (apt-get install systemd-boot-efi)")
+	dir := t.TempDir()
+	rootfs, initBin := filepath.Join(dir, "rootfs"), filepath.Join(dir, "dockerinit")
+	for name, data := range map[string]string{
+		filepath.Join(rootfs, "boot", "vmlinuz-6.1.0-1-amd64"): "MZ fake kernel",
+		filepath.Join(rootfs, "etc", "os-release"):             "PRETTY_NAME=\"Test OS\"\nID=test\n",
+		initBin: "\x7fELF fake init",
+	} {
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := []string{"--rootfs", rootfs, "--init", initBin, "--modules", "none", "--image", "desktop", "--root", "LABEL=store", "--append", "console=ttyS0  quiet"}
+	const want = "root=LABEL=store rootflags=subvol=docker_rwlayer rw docker_path=var/lib/docker console=ttyS0 quiet"
+	var builds [][]byte
+	for i := range 2 {
+		out := filepath.Join(dir, "uki"+string(rune('a'+i))+".efi")
+		printed, err := capture(t, func() error { return runUKI(append([]string{"--out", out}, base...)) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(printed, "sealed kernel command line:\n  "+want+"\n") || !strings.Contains(printed, "unsigned: Secure Boot refuses it") {
+			t.Errorf("mkbootimg uki printed:\n%s", printed)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		builds = append(builds, b)
+		secs, err := uki.Sections(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(secs[".cmdline"]) != want || string(secs[".linux"]) != "MZ fake kernel" || !strings.Contains(string(secs[".osrel"]), "ID=test") {
+			t.Errorf("sections: .cmdline %q, .linux %q, .osrel %q", secs[".cmdline"], secs[".linux"], secs[".osrel"])
+		}
+		entries, err := initramfs.Read(secs[".initrd"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(entries, func(e initramfs.Entry) bool { return e.Path == "etc/dockerinit.toml" })
+		if i < 0 {
+			t.Fatal("no etc/dockerinit.toml in the UKI's initramfs")
+		}
+		cfg, err := bootparam.DecodeConfig(entries[i].Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Boot.SealedCmdline != want {
+			t.Errorf("the initramfs seals %q, want %q", cfg.Boot.SealedCmdline, want)
+		}
+	}
+	if !bytes.Equal(builds[0], builds[1]) {
+		t.Error("two builds of the same image differ")
+	}
+	_, err = capture(t, func() error {
+		return runUKI(append([]string{"--out", filepath.Join(dir, "c.efi"), "--sealed-cmdline", "root=/dev/sda"}, base...))
+	})
+	if err == nil || !strings.Contains(err.Error(), `--sealed-cmdline (or boot.sealed_cmdline of --config) says "root=/dev/sda"`) {
+		t.Errorf("a contrary --sealed-cmdline: %v", err)
+	}
+	if _, err := capture(t, func() error { return runUKI(base) }); err == nil || !strings.Contains(err.Error(), "--out is required") {
+		t.Errorf("no --out: %v", err)
+	}
+}

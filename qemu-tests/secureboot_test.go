@@ -38,7 +38,7 @@ func TestSecureBoot(t *testing.T) {
 		t.Fatalf("mkbootimg keys: %v\n%s", err, out)
 	}
 	disk := filepath.Join(dir, "disk.img")
-	out, err := mkdisk(r, mkbootimg, disk, "--secure-boot", "--keys", keys, "--toplayer-path", "boot_docker", "--timeout", "1", "--append", uefiCmdline)
+	out, err := mkdisk(r, mkbootimg, disk, "--secure-boot", "--keys", keys, "--toplayer-path", "boot_docker", "--timeout", "3", "--append", uefiCmdline)
 	if err != nil {
 		t.Fatalf("mkbootimg disk --secure-boot: %v\n%s", err, out)
 	}
@@ -101,9 +101,13 @@ func TestSecureBoot(t *testing.T) {
 		if _, err := v.waitFor(regexp.MustCompile(`Boot in`), uefiTimeout); err != nil {
 			t.Fatalf("no systemd-boot menu: %v", err)
 		}
-		// e edits the entry, Ctrl-E goes to the end of its line, Enter boots it.
-		if err := v.send("e\x05 init=/bin/sh dockerinit.rescue\r"); err != nil {
-			t.Fatal(err)
+		// e edits the entry, Ctrl-E goes to the end of its line, Enter boots it; each after the
+		// last had time to land under TCG.
+		for _, keys := range []string{"e", "\x05 init=/bin/sh dockerinit.rescue", "\r"} {
+			if err := v.send(keys); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2 * time.Second)
 		}
 		ignored := regexp.MustCompile(`sealed in the UKI: ignoring what the boot loader added: .*init=/bin/sh dockerinit.rescue`)
 		if _, err := v.waitFor(ignored, uefiTimeout); err != nil {

@@ -167,7 +167,7 @@ func Sign(k Keys, in, out string) error {
 	if err := needTools("sbsigntool", "sbsign"); err != nil {
 		return err
 	}
-	tmp := out + ".unsigned-tmp"
+	tmp := out + ".signing-tmp"
 	defer os.Remove(tmp)
 	if err := run("sbsign", "--key", k.Path("db", "key"), "--cert", k.Path("db", "crt"), "--output", tmp, in); err != nil {
 		return err

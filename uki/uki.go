@@ -9,6 +9,7 @@ package uki
 import (
 	"bytes"
 	"debug/pe"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -42,7 +43,7 @@ type section struct {
 const sectionAlign = 0x1000
 
 // Assemble writes the UKI to out (replacing it), unsigned. The same parts give the same bytes:
-// objcopy copies the stub's zero PE time stamp, and the sections are placed by their sizes only.
+// the sections are placed by their sizes only, and the time stamp objcopy writes is cleared.
 func Assemble(p Parts, out string) error {
 	stub := p.Stub
 	if stub == "" {
@@ -99,6 +100,9 @@ func Assemble(p Parts, out string) error {
 	b, err := os.ReadFile(part)
 	if err != nil {
 		return err
+	}
+	if err := clearTimestamp(b); err != nil {
+		return fmt.Errorf("objcopy's output %s: %w", part, err)
 	}
 	// 0600: the initramfs in it may hold the rescue shell's password hash.
 	return writeFile(out, b, 0o600)
@@ -160,6 +164,25 @@ func Sections(path string) (map[string][]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+// clearTimestamp zeroes the PE file header's time stamp, which objcopy sets to the time of the
+// run whatever SOURCE_DATE_EPOCH says, and the optional header's checksum, which covers it: 0 is
+// "no checksum", which UEFI firmware never checks, and sbsign writes a new one when it signs.
+func clearTimestamp(b []byte) error {
+	if len(b) < 0x40 || string(b[:2]) != "MZ" {
+		return errors.New("no MZ header")
+	}
+	off := int(binary.LittleEndian.Uint32(b[0x3c:]))
+	// "PE\0\0", the COFF file header (TimeDateStamp at 4), then the optional header, whose
+	// CheckSum is at 64 in both PE32 and PE32+.
+	const coff, checksum = 4, 4 + 20 + 64
+	if off < 0 || off+checksum+4 > len(b) || string(b[off:off+4]) != "PE\x00\x00" {
+		return errors.New("no PE header where the MZ header points")
+	}
+	clear(b[off+coff+4 : off+coff+8])
+	clear(b[off+checksum : off+checksum+4])
+	return nil
 }
 
 // writeFile writes b to path whole: under a temporary name first, renamed over path at the end.

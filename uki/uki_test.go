@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dockerinit/dockerinit/internal/testenv"
 )
@@ -40,6 +41,7 @@ func TestAssembleReproducible(t *testing.T) {
 	if err := Assemble(p, a); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(1100 * time.Millisecond) // objcopy stamps the output with the second it runs
 	if err := Assemble(p, b); err != nil {
 		t.Fatal(err)
 	}
@@ -204,6 +206,40 @@ func FuzzValidGUID(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		if validGUID(s) && len(s) != 36 {
 			t.Errorf("%q passes but is not 36 characters", s)
+		}
+	})
+}
+
+func TestClearTimestamp(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"empty", nil, "no MZ header"},
+		{"not MZ", make([]byte, 0x100), "no MZ header"},
+		{"pointer past the end", append([]byte("MZ"), append(make([]byte, 0x3a), 0xff, 0xff, 0, 0)...), "no PE header"},
+		{"no PE signature", append([]byte("MZ"), append(make([]byte, 0x3a), 0x40, 0, 0, 0, 'X')...), "no PE header"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := clearTimestamp(append(tc.b, make([]byte, 0)...)); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("clearTimestamp = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzClearTimestamp feeds objcopy's output, which comes from the stub a user may give.
+func FuzzClearTimestamp(f *testing.F) {
+	if stub, err := os.ReadFile(DefaultStub); err == nil {
+		f.Add(stub[:min(len(stub), 512)])
+	}
+	f.Add([]byte("MZ"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n := len(b)
+		_ = clearTimestamp(b)
+		if len(b) != n {
+			t.Fatal("the length changed")
 		}
 	})
 }

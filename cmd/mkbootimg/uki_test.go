@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dockerinit/dockerinit/bootparam"
 	"github.com/dockerinit/dockerinit/initramfs"
@@ -39,6 +40,9 @@ func TestRunUKI(t *testing.T) {
 	const want = "root=LABEL=store rootflags=subvol=docker_rwlayer rw docker_path=var/lib/docker console=ttyS0 quiet"
 	var builds [][]byte
 	for i := range 2 {
+		if i > 0 {
+			time.Sleep(1100 * time.Millisecond) // objcopy stamps its output with the second it runs
+		}
 		out := filepath.Join(dir, "uki"+string(rune('a'+i))+".efi")
 		printed, err := capture(t, func() error { return runUKI(append([]string{"--out", out}, base...)) })
 		if err != nil {

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/dockerinit/dockerinit/bootimage"
 	"github.com/dockerinit/dockerinit/bootloader"
+	"github.com/dockerinit/dockerinit/uki"
 )
 
 func init() {
@@ -27,6 +29,10 @@ Where the files go:
   refind        kernel + initramfs to --out, the entry into refind.conf (found under --esp, or --bootloader-config)
   grub          kernel + initramfs to --out, the entry into custom.cfg, which Debian's grub.cfg reads at boot
   refind-linux  kernel + initramfs to --out, the line into --out/refind_linux.conf
+
+--uki writes one UKI of the image (see mkbootimg uki; signed with --keys DIR) as
+ESP/EFI/Linux/dockerinit-IMAGE.efi, which systemd-boot lists without an entry file; for
+--bootloader systemd-boot only, one image (no --also, --tries).
 
 Each image has one entry: installing it again replaces its entry in place (a marked block in
 refind.conf and custom.cfg), and a file that would not change is not written. Every other entry
@@ -64,14 +70,74 @@ func runInstall(args []string) error {
 	b := addBuildFlags(fs)
 	ef := addEntryFlags(fs, true)
 	in := addInstallFlags(fs)
+	asUKI := fs.Bool("uki", false, "install one UKI (mkbootimg uki) as ESP/EFI/Linux/dockerinit-IMAGE.efi instead of kernel + initramfs and an entry; systemd-boot lists it by itself (--bootloader systemd-boot only; --keys signs it)")
+	var uf ukiFlags
+	addUKIFlags(&uf, fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err
+	}
+	if *asUKI {
+		return installUKI(b, ef, in, uf)
+	}
+	if uf.keys != "" || uf.stub != "" {
+		return errors.New("--keys and --stub make a UKI: add --uki")
 	}
 	o, err := b.options(in.out)
 	if err != nil {
 		return err
 	}
 	return install(o, ef, in)
+}
+
+// installUKI writes the image's UKI where systemd-boot finds it without an entry file.
+func installUKI(b *buildFlags, ef *entryFlags, in *installFlags, uf ukiFlags) error {
+	switch {
+	case ef.kind != string(bootloader.SystemdBoot):
+		return fmt.Errorf("--uki: --bootloader systemd-boot, which boots ESP/EFI/Linux/*.efi by itself (rEFInd and GRUB are not supported with --uki yet), not %q", ef.kind)
+	case in.esp == "":
+		return errors.New("--esp is required: the mounted EFI system partition, e.g. /boot/efi")
+	case in.out != "" || in.config != "" || ef.volume != "":
+		return errors.New("--out, --bootloader-config, --volume: a UKI goes to ESP/EFI/Linux/ and needs no entry")
+	case len(ef.also) > 0 || ef.tries > 0:
+		return errors.New("--uki seals one image's command line: --also and --tries are not supported with it yet")
+	}
+	if fi, err := os.Stat(in.esp); err != nil || !fi.IsDir() {
+		return fmt.Errorf("--esp %s: no such folder: give the mounted EFI system partition", in.esp)
+	}
+	var keys *uki.Keys
+	if uf.keys != "" {
+		k, err := uki.OpenKeys(uf.keys)
+		if err != nil {
+			return err
+		}
+		keys = &k
+	}
+	tmp, err := os.MkdirTemp("", "mkbootimg-install-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	o, err := b.options(tmp)
+	if err != nil {
+		return err
+	}
+	slug, err := bootloader.ImageSlug(o.Image)
+	if err != nil {
+		return fmt.Errorf("--image: %w", err)
+	}
+	dir := filepath.Join(in.esp, "EFI", "Linux")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	r, err := buildUKI(o, ef.append, uf.stub, keys, filepath.Join(dir, "dockerinit-"+slug+".efi"))
+	if err != nil {
+		return err
+	}
+	r.print()
+	if keys == nil {
+		fmt.Println("unsigned: Secure Boot refuses it; sign it with --keys DIR (mkbootimg keys --out DIR makes them)")
+	}
+	return nil
 }
 
 // install builds the kernel and initramfs of o.Image and writes the entries of the menu ef makes.

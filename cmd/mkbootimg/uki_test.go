@@ -91,4 +91,34 @@ func TestRunUKI(t *testing.T) {
 	if _, err := capture(t, func() error { return runUKI(base) }); err == nil || !strings.Contains(err.Error(), "--out is required") {
 		t.Errorf("no --out: %v", err)
 	}
+
+	t.Run("install --uki", func(t *testing.T) {
+		esp := t.TempDir()
+		if _, err := capture(t, func() error {
+			return runInstall(append([]string{"--uki", "--bootloader", "systemd-boot", "--esp", esp}, base...))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		secs, err := uki.Sections(filepath.Join(esp, "EFI", "Linux", "dockerinit-desktop-latest.efi"))
+		if err != nil || string(secs[".cmdline"]) != want {
+			t.Errorf("the installed UKI's command line: %q, %v", secs[".cmdline"], err)
+		}
+		if entries, _ := os.ReadDir(filepath.Join(esp, "loader")); len(entries) > 0 {
+			t.Errorf("install --uki wrote loader files: %v", entries)
+		}
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--uki", "--bootloader", "grub", "--esp", esp}, "--uki: --bootloader systemd-boot"},
+			{[]string{"--uki", "--bootloader", "systemd-boot"}, "--esp is required"},
+			{[]string{"--uki", "--bootloader", "systemd-boot", "--esp", esp, "--also", "desktop:old"}, "--also and --tries are not supported"},
+			{[]string{"--bootloader", "systemd-boot", "--esp", esp, "--keys", esp}, "--keys and --stub make a UKI: add --uki"},
+			{[]string{"--uki", "--bootloader", "systemd-boot", "--esp", esp, "--keys", filepath.Join(esp, "none")}, "mkbootimg keys --out"},
+		} {
+			if _, err := capture(t, func() error { return runInstall(append(tc.args, base...)) }); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("install %q: %v, want an error containing %q", tc.args, err, tc.want)
+			}
+		}
+	})
 }

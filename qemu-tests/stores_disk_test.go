@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -75,20 +74,7 @@ func TestStoreDisk(t *testing.T) {
 	}
 
 	v := startUEFI(t, "store-disk-"+cell, r, dir, disk)
-	if _, err := v.waitFor(grub.menu, uefiTimeout); err != nil {
-		t.Fatalf("GRUB never started the entry: %v", err)
-	}
-	started := regexp.MustCompile(`DITEST start `)
-	if _, err := v.waitFor(started, uefiTimeout); err != nil {
-		t.Fatalf("testinit never started: %v", err)
-	}
-	if _, err := v.waitFor(regexp.MustCompile(`DITEST finished`), uefiTimeout); err != nil {
-		t.Fatalf("testinit did not finish: %v", err)
-	}
-	if err := v.waitExit(poweroffTimeout); err != nil {
-		t.Error(err)
-	}
-	v.timings(t, started)
+	waitUEFITestinit(t, v, grub)
 	f := facts(v.transcript())
 	checkBootedFrom(t, f, "sample_image", rootKind)
 	checkTopLayer(t, f)

@@ -61,6 +61,26 @@ var uefiBoots = []uefiBoot{
 		}},
 }
 
+// waitUEFITestinit follows a boot through boot manager b to testinit's end and the power-off,
+// and logs its timings.
+func waitUEFITestinit(t *testing.T, v *vm, b uefiBoot) {
+	t.Helper()
+	if _, err := v.waitFor(b.menu, uefiTimeout); err != nil {
+		t.Fatalf("%s never started the entry: %v", b.kind, err)
+	}
+	started := regexp.MustCompile(`DITEST start `)
+	if _, err := v.waitFor(started, uefiTimeout); err != nil {
+		t.Fatalf("testinit never started: %v", err)
+	}
+	if _, err := v.waitFor(regexp.MustCompile(`DITEST finished`), uefiTimeout); err != nil {
+		t.Fatalf("testinit did not finish: %v", err)
+	}
+	if err := v.waitExit(poweroffTimeout); err != nil {
+		t.Error(err)
+	}
+	v.timings(t, started)
+}
+
 // TestUEFIBoots boots the fixture's image through each boot manager under OVMF, from a GPT
 // disk written by mkbootimg disk: the ESP holds the boot manager from the host's Debian
 // package, its configuration with the entries the bootloader package generated, and the
@@ -88,20 +108,7 @@ func TestUEFIBoots(t *testing.T) {
 			}
 
 			v := startUEFI(t, "uefi-"+string(b.kind), r, dir, disk)
-			if _, err := v.waitFor(b.menu, uefiTimeout); err != nil {
-				t.Fatalf("%s never started the entry: %v", b.kind, err)
-			}
-			started := regexp.MustCompile(`DITEST start `)
-			if _, err := v.waitFor(started, uefiTimeout); err != nil {
-				t.Fatalf("testinit never started: %v", err)
-			}
-			if _, err := v.waitFor(regexp.MustCompile(`DITEST finished`), uefiTimeout); err != nil {
-				t.Fatalf("testinit did not finish: %v", err)
-			}
-			if err := v.waitExit(poweroffTimeout); err != nil {
-				t.Error(err)
-			}
-			v.timings(t, started)
+			waitUEFITestinit(t, v, b)
 			t.Run("kernel got the entry's options", func(t *testing.T) {
 				// Read from the finished transcript: a waitFor could match the line half printed.
 				kernel := regexp.MustCompile(`^\[ *[0-9.]+\] Command line: `)

@@ -33,6 +33,9 @@ Usage:
                         systemd unit runs it after boot-complete.target; other inits call it
   dockerinit mark-bad   this boot is broken: the next boot takes the next image of the list
 
+Updating to another image, rolling back and pinning are mkbootimg's (update, rollback, pin,
+status), which keeps this binary, PID 1's, small.
+
 Kernel command line: root= rootflags=subvol=NAME[,...] rootfstype= rw|ro docker_path= docker_image=
 toplayer= toplayerfstype= toplayerflags= toplayer_path= init= dockerinit.timeout= dockerinit.rescue
 dockerinit.debug dockerinit.namespace= dockerinit.tries=. See the README for each.

@@ -2,6 +2,7 @@ package qemutests
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/dockerinit/dockerinit/internal/testenv"
 	"github.com/dockerinit/dockerinit/status"
 	"github.com/dockerinit/dockerinit/uki"
@@ -18,6 +20,9 @@ import (
 
 // Debian's OVMF built with Secure Boot (and SMM, which it needs).
 const ovmfSecureCode = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+
+// ukiName is the file of sample_image's UKI in the ESP's EFI/Linux/.
+const ukiName = "dockerinit-sample_image-latest.efi"
 
 // TestSecureBoot boots a disk from mkbootimg disk --secure-boot under OVMF's Secure Boot build
 // with an empty variable store (setup mode): systemd-boot enrolls the disk's keys and resets, and
@@ -94,9 +99,55 @@ func TestSecureBoot(t *testing.T) {
 		}
 	})
 
+	t.Run("a UKI changed after signing is refused", func(t *testing.T) {
+		// One byte of the sealed command line changed on the ESP, rw to ro (any change breaks
+		// the signature alike): systemd-boot, signed, still starts, and the firmware refuses to
+		// load the UKI it picks.
+		tampered := filepath.Join(dir, "tampered.img")
+		runOrFatal(t, "cp", "--sparse=always", disk, tampered)
+		efi := filepath.Join(dir, "tampered.efi")
+		if err := os.WriteFile(efi, []byte(espReader(t, tampered)("EFI/Linux/"+ukiName)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		secs, err := uki.Sections(efi)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(efi)
+		i := strings.Index(string(b), string(secs[".cmdline"]))
+		if i < 0 {
+			t.Fatal("the UKI's command line is not in its bytes")
+		}
+		rw := strings.Index(sealed, " rw ")
+		if rw < 0 {
+			t.Fatalf("no rw in the sealed line %q", sealed)
+		}
+		b[i+rw+2] = 'o' // rw becomes ro
+		if err := os.WriteFile(efi, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		espWrite(t, tampered, "EFI/Linux/"+ukiName, efi)
+		v := startOVMF(t, "secureboot-tampered", r, ovmfSecureCode, true, vars, tampered)
+		if _, err := v.waitFor(regexp.MustCompile(`Access Denied|Security Violation`), uefiTimeout); err != nil {
+			t.Fatalf("the firmware did not refuse the changed UKI: %v", err)
+		}
+		if seen(v, `Linux version|DITEST`) {
+			t.Error("a kernel started from the changed UKI")
+		}
+	})
+
 	t.Run("an edited command line is ignored", func(t *testing.T) {
-		// OVMF without Secure Boot: systemd-boot's editor works and the stub passes the edited
-		// line on, so only the initramfs stands between the menu and the boot.
+		// Firmware with Secure Boot off (OVMF's build without SMM, its variables empty, and no
+		// keys to enroll: a machine whose owner never enrolled them, or turned Secure Boot off):
+		// systemd-boot's editor works and the stub passes the edited line on, so only the
+		// initramfs stands between the menu and the boot. The disk's loader.conf loses its
+		// secure-boot-enroll line, which would otherwise enroll the keys here too.
+		conf := strings.ReplaceAll(espReader(t, disk)("loader/loader.conf"), "secure-boot-enroll force\n", "")
+		p := filepath.Join(dir, "loader.conf")
+		if err := os.WriteFile(p, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		espWrite(t, disk, "loader/loader.conf", p)
 		v := startOVMF(t, "secureboot-edited", r, ovmfCode, false, freshVars(t, t.TempDir()), disk)
 		if _, err := v.waitFor(regexp.MustCompile(`Boot in`), uefiTimeout); err != nil {
 			t.Fatalf("no systemd-boot menu: %v", err)
@@ -130,7 +181,7 @@ func TestSecureBoot(t *testing.T) {
 // the UKI, which db signed and whose sealed command line it returns.
 func checkSecureESP(t *testing.T, read func(string) string, dbCert, dir string) string {
 	t.Helper()
-	const name = "dockerinit-sample_image-latest.efi"
+	const name = ukiName
 	conf := read("loader/loader.conf")
 	if !strings.Contains(conf, "default "+name+"\n") || !strings.Contains(conf, "secure-boot-enroll force\n") {
 		t.Fatalf("loader.conf does not enroll the keys and boot the UKI:\n%s", conf)
@@ -164,4 +215,24 @@ func bootReport(t *testing.T, f map[string][]string) status.Report {
 		t.Fatalf("boot.json: %v", err)
 	}
 	return r
+}
+
+// espWrite replaces the file name on the ESP (partition 1) of disk with the host file src, with
+// mtools at the partition's offset.
+func espWrite(t *testing.T, disk, name, src string) {
+	t.Helper()
+	d, err := diskfs.Open(disk, diskfs.WithOpenMode(diskfs.ReadOnly))
+	if err != nil {
+		t.Fatalf("open %s: %v", disk, err)
+	}
+	table, err := d.GetPartitionTable()
+	d.Close()
+	if err != nil {
+		t.Fatalf("the partition table of %s: %v", disk, err)
+	}
+	parts := table.GetPartitions()
+	if len(parts) == 0 {
+		t.Fatalf("%s has no partitions", disk)
+	}
+	runOrFatal(t, "mcopy", "-o", "-i", fmt.Sprintf("%s@@%d", disk, parts[0].GetStart()), src, "::"+name)
 }

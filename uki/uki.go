@@ -30,6 +30,9 @@ type Parts struct {
 	Initrd    string // the initramfs file
 	Cmdline   string // the kernel command line the stub passes on
 	OSRelease []byte // the image's os-release: the boot menu's title for the UKI
+	// Title, when set, replaces os-release's PRETTY_NAME, the title systemd-boot's menu shows:
+	// UKIs of several images of one distribution would otherwise all show the same one.
+	Title string
 }
 
 // section is one PE section objcopy adds: its name, contents and where the stub finds it.
@@ -73,8 +76,12 @@ func Assemble(p Parts, out string) error {
 	if len(p.OSRelease) == 0 {
 		return errors.New("no os-release: the image has neither /etc/os-release nor /usr/lib/os-release")
 	}
+	osrel := p.OSRelease
+	if p.Title != "" {
+		osrel = withPrettyName(osrel, p.Title)
+	}
 	secs := layout(end, []section{
-		{name: ".osrel", data: p.OSRelease},
+		{name: ".osrel", data: osrel},
 		{name: ".cmdline", data: []byte(p.Cmdline)},
 		{name: ".linux", data: kernel},
 		{name: ".initrd", data: initrd},
@@ -106,6 +113,23 @@ func Assemble(p Parts, out string) error {
 	}
 	// 0600: the initramfs in it may hold the rescue shell's password hash.
 	return writeFile(out, b, 0o600)
+}
+
+// withPrettyName is os-release with its PRETTY_NAME lines replaced by one saying title, quoted
+// as os-release(5) quotes (backslash before ", \, $ and `).
+func withPrettyName(osrel []byte, title string) []byte {
+	var b strings.Builder
+	for line := range strings.Lines(string(osrel)) {
+		if !strings.HasPrefix(strings.TrimSpace(line), "PRETTY_NAME=") {
+			b.WriteString(line)
+			if !strings.HasSuffix(line, "\n") {
+				b.WriteString("\n")
+			}
+		}
+	}
+	quoted := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `\$`, "`", "\\`", "\n", " ").Replace(title)
+	fmt.Fprintf(&b, "PRETTY_NAME=\"%s\"\n", quoted)
+	return []byte(b.String())
 }
 
 // layout places the sections one after another, page-aligned, after the stub's own.

@@ -243,3 +243,18 @@ func FuzzClearTimestamp(f *testing.F) {
 		}
 	})
 }
+
+func TestWithPrettyName(t *testing.T) {
+	for _, tc := range []struct{ name, osrel, title, want string }{
+		{"replaced", "NAME=Debian\nPRETTY_NAME=\"Debian GNU/Linux 12\"\nID=debian\n", "dockerinit desktop:latest",
+			"NAME=Debian\nID=debian\nPRETTY_NAME=\"dockerinit desktop:latest\"\n"},
+		{"added, last line unended", "ID=alpine", "dockerinit a", "ID=alpine\nPRETTY_NAME=\"dockerinit a\"\n"},
+		{"quoted", "ID=x\n", "a \"b\" $c `d` \\e\nf", "ID=x\nPRETTY_NAME=\"a \\\"b\\\" \\$c \\`d\\` \\\\e f\"\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(withPrettyName([]byte(tc.osrel), tc.title)); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dockerinit/dockerinit/bootimage"
 	"github.com/dockerinit/dockerinit/bootloader"
+	"github.com/dockerinit/dockerinit/internal/atomicfile"
 	"github.com/dockerinit/dockerinit/uki"
 )
 
@@ -30,9 +31,12 @@ Where the files go:
   grub          kernel + initramfs to --out, the entry into custom.cfg, which Debian's grub.cfg reads at boot
   refind-linux  kernel + initramfs to --out, the line into --out/refind_linux.conf
 
---uki writes one UKI of the image (see mkbootimg uki; signed with --keys DIR) as
-ESP/EFI/Linux/dockerinit-IMAGE.efi, which systemd-boot lists without an entry file; for
---bootloader systemd-boot only, one image (no --also, --tries).
+--uki writes one UKI per image (see mkbootimg uki; signed with --keys DIR) as
+ESP/EFI/Linux/dockerinit-IMAGE.efi (--esp required): each with its image's kernel and its
+entry's command line sealed, the first counted with --tries and --also (not
+--systemd-boot-counting). systemd-boot lists them without entry files; GRUB gets a menuentry that
+chain-loads each (custom.cfg), rEFInd one that loads each (refind.conf); refind-linux cannot
+start a UKI.
 
 Each image has one entry: installing it again replaces its entry in place (a marked block in
 refind.conf and custom.cfg), and a file that would not change is not written. Every other entry
@@ -70,7 +74,7 @@ func runInstall(args []string) error {
 	b := addBuildFlags(fs)
 	ef := addEntryFlags(fs, true)
 	in := addInstallFlags(fs)
-	asUKI := fs.Bool("uki", false, "install one UKI (mkbootimg uki) as ESP/EFI/Linux/dockerinit-IMAGE.efi instead of kernel + initramfs and an entry; systemd-boot lists it by itself (--bootloader systemd-boot only; --keys signs it)")
+	asUKI := fs.Bool("uki", false, "install one UKI (mkbootimg uki) per image as ESP/EFI/Linux/dockerinit-IMAGE.efi instead of kernel + initramfs: systemd-boot lists them by itself, GRUB and rEFInd get entries that start them (--keys signs them)")
 	var uf ukiFlags
 	addUKIFlags(&uf, fs)
 	if err := parse(fs, args, 0); err != nil {
@@ -89,17 +93,18 @@ func runInstall(args []string) error {
 	return install(o, ef, in)
 }
 
-// installUKI writes the image's UKI where systemd-boot finds it without an entry file.
+// installUKI writes one UKI per entry of the menu to ESP/EFI/Linux/: systemd-boot lists them
+// there by itself; GRUB and rEFInd get an entry each that starts one.
 func installUKI(b *buildFlags, ef *entryFlags, in *installFlags, uf ukiFlags) error {
 	switch {
-	case ef.kind != string(bootloader.SystemdBoot):
-		return fmt.Errorf("--uki: --bootloader systemd-boot, which boots ESP/EFI/Linux/*.efi by itself (rEFInd and GRUB are not supported with --uki yet), not %q", ef.kind)
 	case in.esp == "":
-		return errors.New("--esp is required: the mounted EFI system partition, e.g. /boot/efi")
-	case in.out != "" || in.config != "" || ef.volume != "":
-		return errors.New("--out, --bootloader-config, --volume: a UKI goes to ESP/EFI/Linux/ and needs no entry")
-	case len(ef.also) > 0 || ef.tries > 0:
-		return errors.New("--uki seals one image's command line: --also and --tries are not supported with it yet")
+		return errors.New("--esp is required: the mounted EFI system partition, where the UKIs go (ESP/EFI/Linux/), e.g. /boot/efi")
+	case in.out != "":
+		return errors.New("--out: UKIs go to ESP/EFI/Linux/; drop --out")
+	case ef.kind == string(bootloader.RefindLinux):
+		return errors.New("--uki: refind_linux.conf gives options to kernels rEFInd finds, and a UKI takes none: use --bootloader refind (a menuentry in refind.conf)")
+	case ef.kind == string(bootloader.SystemdBoot) && (in.config != "" || ef.volume != ""):
+		return errors.New("--bootloader-config, --volume: systemd-boot lists ESP/EFI/Linux/ by itself and needs no entry")
 	}
 	if fi, err := os.Stat(in.esp); err != nil || !fi.IsDir() {
 		return fmt.Errorf("--esp %s: no such folder: give the mounted EFI system partition", in.esp)
@@ -121,22 +126,50 @@ func installUKI(b *buildFlags, ef *entryFlags, in *installFlags, uf ukiFlags) er
 	if err != nil {
 		return err
 	}
-	slug, err := bootloader.ImageSlug(o.Image)
+	m, err := ef.newMenu(o)
 	if err != nil {
-		return fmt.Errorf("--image: %w", err)
+		return err
+	}
+	t := bootloader.Target{Kind: m.kind, ESP: in.esp, Config: in.config}
+	if m.kind == bootloader.GRUB && t.Config == "" {
+		t.Config = "/boot/grub/custom.cfg"
+	}
+	if m.kind != bootloader.SystemdBoot {
+		// Check the target before building, so that a wrong --esp costs nothing.
+		if _, err := t.Path(bootloader.Entry{ID: "dockerinit-check"}); err != nil {
+			return err
+		}
 	}
 	dir := filepath.Join(in.esp, "EFI", "Linux")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := atomicfile.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	r, err := buildUKI(o, ef.append, uf.stub, keys, filepath.Join(dir, "dockerinit-"+slug+".efi"))
+	made, err := menuUKIs(o, m, uf.stub, keys, dir, tmp)
 	if err != nil {
 		return err
 	}
-	r.print()
-	if keys == nil {
-		fmt.Println("unsigned: Secure Boot refuses it; sign it with --keys DIR (mkbootimg keys --out DIR makes them)")
+	for _, r := range made {
+		r.print()
 	}
+	if keys == nil {
+		fmt.Println("unsigned: Secure Boot refuses them; sign them with --keys DIR (mkbootimg keys --out DIR makes them)")
+	}
+	if m.kind == bootloader.SystemdBoot {
+		return nil
+	}
+	vol, onVol, err := locateBootDir(m.kind, dir, ef.volume)
+	if err != nil {
+		return err
+	}
+	var entries []bootloader.Entry
+	for _, r := range made {
+		entries = append(entries, r.entry(vol, onVol))
+	}
+	installed, err := bootloader.Install(t, entries...)
+	if err != nil {
+		return err
+	}
+	printInstalled(installed)
 	return nil
 }
 
@@ -198,6 +231,12 @@ func install(o bootimage.Options, ef *entryFlags, in *installFlags) error {
 	if err != nil {
 		return err
 	}
+	printInstalled(installed)
+	return nil
+}
+
+// printInstalled says which entries were written and which were already up to date.
+func printInstalled(installed []bootloader.Installed) {
 	for _, in := range installed {
 		if in.Changed {
 			fmt.Printf("wrote entry %q to %s\n", in.Entry.Title, in.Path)
@@ -205,5 +244,4 @@ func install(o bootimage.Options, ef *entryFlags, in *installFlags) error {
 			fmt.Printf("entry %q in %s is up to date\n", in.Entry.Title, in.Path)
 		}
 	}
-	return nil
 }

@@ -5,10 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/dockerinit/dockerinit/bootimage"
+	"github.com/dockerinit/dockerinit/bootloader"
 	"github.com/dockerinit/dockerinit/bootparam"
 	"github.com/dockerinit/dockerinit/uki"
 )
@@ -77,7 +81,7 @@ func runUKI(args []string) error {
 		}
 		keys = &k
 	}
-	r, err := buildUKI(o, *appendArgs, uf.stub, keys, *out)
+	r, err := buildUKI(o, ukiLine(o, *appendArgs), "", uf.stub, keys, *out)
 	if err != nil {
 		return err
 	}
@@ -91,8 +95,14 @@ func runUKI(args []string) error {
 // ukiResult says what buildUKI wrote.
 type ukiResult struct {
 	path, cmdline string
+	id, title     string // the menu entry it stands for (its title the os-release's PRETTY_NAME); "": none
 	res           *bootimage.Result
 	signed        bool
+}
+
+// entry is the boot menu entry that starts the UKI, which lies in dir on vol.
+func (r ukiResult) entry(vol bootloader.Volume, dir string) bootloader.Entry {
+	return bootloader.Entry{ID: r.id, Title: r.title, Volume: vol, Kernel: path.Join(dir, filepath.Base(r.path)), UKI: true}
 }
 
 func (r ukiResult) print() {
@@ -100,6 +110,9 @@ func (r ukiResult) print() {
 	var size int64
 	if fi != nil {
 		size = fi.Size()
+	}
+	if r.title != "" {
+		fmt.Printf("%s:\n", r.title)
 	}
 	fmt.Printf("wrote %s (%.1f MB: kernel %s, initramfs %.1f MB, %d modules)\n", r.path, float64(size)/1e6, r.res.Kernel.Version, float64(r.res.InitramfsSize)/1e6, r.res.Modules)
 	if r.res.Image != "" {
@@ -111,42 +124,49 @@ func (r ukiResult) print() {
 	fmt.Printf("\nsealed kernel command line:\n  %s\n", r.cmdline)
 }
 
-// buildUKI builds the kernel and initramfs of o (into o.Out, a scratch folder) with the command
-// line sealed into both, assembles the UKI at out and signs it when keys are given.
-func buildUKI(o bootimage.Options, appendArgs, stub string, keys *uki.Keys, out string) (*ukiResult, error) {
-	cfg := o.Config
-	if o.Image != "" {
-		cfg.Image = o.Image // as Build embeds it
-	}
-	line := strings.Join(strings.Fields(bootimage.Cmdline(cfg, o.DockerRoot)+" "+appendArgs), " ")
+// ukiLine is the command line mkbootimg uki seals: the one the build computes, plus --append.
+func ukiLine(o bootimage.Options, appendArgs string) string {
+	return strings.Join(strings.Fields(bootimage.Cmdline(o.Config, o.DockerRoot)+" "+appendArgs), " ")
+}
+
+// buildUKI builds the kernel and initramfs of o (into o.Out, a scratch folder) with line sealed
+// into the initramfs, assembles the UKI at out (titled title in systemd-boot's menu, when
+// given) and signs it when keys are given. A signed UKI is
+// assembled in o.Out and only its signed bytes are written to out: an ESP never holds an
+// unsigned one that Secure Boot would refuse, not even after a crash.
+func buildUKI(o bootimage.Options, line, title, stub string, keys *uki.Keys, out string) (*ukiResult, error) {
 	switch given := o.Config.Boot.SealedCmdline; {
 	case given == "":
 		o.Config.Boot.SealedCmdline = line
 	case given != line:
-		return nil, fmt.Errorf("--sealed-cmdline (or boot.sealed_cmdline of --config) says %q, but the UKI's command line is %q: drop it, mkbootimg uki seals the line it computes", given, line)
+		return nil, fmt.Errorf("--sealed-cmdline (or boot.sealed_cmdline of --config) says %q, but the UKI's command line is %q: drop it, mkbootimg seals the line it computes", given, line)
 	}
-	cfg.Boot.SealedCmdline = line
+	cfg := o.Config
+	if o.Image != "" {
+		cfg.Image = o.Image // as Build embeds it
+	}
 	if _, err := bootparam.Resolve(cfg, "", line); err != nil {
 		return nil, fmt.Errorf("the sealed command line would not boot: %w", err)
 	}
 	if !o.NoModules {
 		// The initramfs reads SecureBoot for dockerinit status from efivarfs, a module in
 		// Debian's kernels.
-		o.Modules = append(o.Modules, "efivarfs")
+		o.Modules = append(slices.Clip(o.Modules), "efivarfs")
 	}
 	res, err := bootimage.Build(o)
 	if err != nil {
 		return nil, err
 	}
-	if got := strings.Join(strings.Fields(res.Cmdline+" "+appendArgs), " "); got != line {
-		return nil, fmt.Errorf("internal error: the build computed the command line %q, the UKI seals %q", got, line)
+	assembled := out
+	if keys != nil {
+		assembled = filepath.Join(o.Out, "unsigned.efi")
 	}
-	if err := uki.Assemble(uki.Parts{Stub: stub, Kernel: res.VMLinuz, Initrd: res.Initramfs, Cmdline: line, OSRelease: res.OSRelease}, out); err != nil {
+	if err := uki.Assemble(uki.Parts{Stub: stub, Kernel: res.VMLinuz, Initrd: res.Initramfs, Cmdline: line, OSRelease: res.OSRelease, Title: title}, assembled); err != nil {
 		return nil, err
 	}
-	r := &ukiResult{path: out, cmdline: line, res: res}
+	r := &ukiResult{path: out, cmdline: line, title: title, res: res}
 	if keys != nil {
-		if err := uki.Sign(*keys, out, out); err != nil {
+		if err := uki.Sign(*keys, assembled, out); err != nil {
 			return nil, err
 		}
 		if err := uki.Verify(out, keys.Path("db", "crt")); err != nil {
@@ -155,6 +175,36 @@ func buildUKI(o bootimage.Options, appendArgs, stub string, keys *uki.Keys, out 
 		r.signed = true
 	}
 	return r, nil
+}
+
+// menuUKIs builds one UKI per entry of m into dir, as ENTRY-ID.efi: each with its own image's
+// kernel and initramfs and its entry's command line sealed, so that the images to fall back to
+// (--also) and boot counting (--tries, whose list is in the first entry's line) work sealed too.
+// The first is the menu's default. Each build gets a folder of its own under tmp.
+func menuUKIs(o bootimage.Options, m *menu, stub string, keys *uki.Keys, dir, tmp string) ([]*ukiResult, error) {
+	if m.systemdTries != 0 {
+		return nil, errors.New("--systemd-boot-counting names entry files: a UKI is counted by dockerinit (--tries), not by systemd-boot's file names")
+	}
+	entries, err := m.entries(bootloader.Volume{}, "/") // a UKI carries its kernel: no folder
+	if err != nil {
+		return nil, err
+	}
+	var out []*ukiResult
+	for i, e := range entries {
+		oi := o
+		oi.Image = m.refs[i]
+		oi.Out = filepath.Join(tmp, strconv.Itoa(i))
+		if err := os.MkdirAll(oi.Out, 0o700); err != nil {
+			return nil, err
+		}
+		r, err := buildUKI(oi, e.Cmdline, e.Title, stub, keys, filepath.Join(dir, e.ID+".efi"))
+		if err != nil {
+			return nil, fmt.Errorf("the UKI of %s: %w", e.Title, err)
+		}
+		r.id = e.ID
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 const keysHelp = `mkbootimg keys: make the Secure Boot keys a machine enrolls.

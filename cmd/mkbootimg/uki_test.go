@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockerinit/dockerinit/bootloader"
 	"github.com/dockerinit/dockerinit/bootparam"
 	"github.com/dockerinit/dockerinit/initramfs"
 	"github.com/dockerinit/dockerinit/internal/testenv"
@@ -99,20 +100,73 @@ func TestRunUKI(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		secs, err := uki.Sections(filepath.Join(esp, "EFI", "Linux", "dockerinit-desktop-latest.efi"))
-		if err != nil || string(secs[".cmdline"]) != want {
-			t.Errorf("the installed UKI's command line: %q, %v", secs[".cmdline"], err)
+		sections := func(name string) map[string][]byte {
+			t.Helper()
+			secs, err := uki.Sections(filepath.Join(esp, "EFI", "Linux", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return secs
+		}
+		sealed := func(name string) string { return string(sections(name)[".cmdline"]) }
+		if got := sealed("dockerinit-desktop-latest.efi"); got != want+" docker_image=desktop" {
+			t.Errorf("the installed UKI's command line: %q", got)
 		}
 		if entries, _ := os.ReadDir(filepath.Join(esp, "loader")); len(entries) > 0 {
 			t.Errorf("install --uki wrote loader files: %v", entries)
+		}
+		// With images to fall back to, one UKI each; the first counts its tries and lists them.
+		if _, err := capture(t, func() error {
+			return runInstall(append([]string{"--uki", "--bootloader", "systemd-boot", "--esp", esp, "--also", "desktop:old", "--tries", "2"}, base...))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for name, line := range map[string]string{
+			"dockerinit-desktop-latest.efi": want + " docker_image=desktop,desktop:old dockerinit.tries=2",
+			"dockerinit-desktop-old.efi":    want + " docker_image=desktop:old",
+		} {
+			if got := sealed(name); got != line {
+				t.Errorf("%s seals %q, want %q", name, got, line)
+			}
+		}
+		if osrel := string(sections("dockerinit-desktop-old.efi")[".osrel"]); !strings.Contains(osrel, "ID=test\n") || !strings.HasSuffix(osrel, "PRETTY_NAME=\"dockerinit desktop:old\"\n") {
+			t.Errorf("the fallback's os-release does not title it as its entry:\n%s", osrel)
+		}
+		// GRUB: the same UKIs, and one menuentry each that chain-loads it from the ESP.
+		cfg := filepath.Join(t.TempDir(), "custom.cfg")
+		if _, err := capture(t, func() error {
+			return runInstall(append([]string{"--uki", "--bootloader", "grub", "--esp", esp, "--bootloader-config", cfg, "--volume", "LABEL=ESP", "--also", "desktop:old", "--tries", "2"}, base...))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		text, _ := os.ReadFile(cfg)
+		got, err := bootloader.ParseGRUB(string(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []bootloader.Entry{
+			{ID: "dockerinit-desktop-latest", Title: "dockerinit desktop:latest (falls back to desktop:old)", Volume: bootloader.Volume{Label: "ESP"}, Kernel: "/EFI/Linux/dockerinit-desktop-latest.efi", UKI: true},
+			{ID: "dockerinit-desktop-old", Title: "dockerinit desktop:old", Volume: bootloader.Volume{Label: "ESP"}, Kernel: "/EFI/Linux/dockerinit-desktop-old.efi", UKI: true},
+		}
+		for i := range got {
+			// The entry names the UKI's path on the file system holding --esp (here a folder of
+			// the test's, not a mount point) and that file system's type: neither is the ESP's.
+			if p := got[i].Kernel; strings.HasSuffix(p, want[min(i, len(want)-1)].Kernel) && strings.HasPrefix(p, esp) {
+				got[i].Kernel = strings.TrimPrefix(p, esp)
+			}
+			got[i].Volume.FSType = ""
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("custom.cfg:\n%s\nread back %+v, want %+v", text, got, want)
 		}
 		for _, tc := range []struct {
 			args []string
 			want string
 		}{
-			{[]string{"--uki", "--bootloader", "grub", "--esp", esp}, "--uki: --bootloader systemd-boot"},
+			{[]string{"--uki", "--bootloader", "refind-linux", "--esp", esp}, "a UKI takes none: use --bootloader refind"},
+			{[]string{"--uki", "--bootloader", "grub", "--esp", esp, "--out", esp}, "--out: UKIs go to ESP/EFI/Linux/"},
 			{[]string{"--uki", "--bootloader", "systemd-boot"}, "--esp is required"},
-			{[]string{"--uki", "--bootloader", "systemd-boot", "--esp", esp, "--also", "desktop:old"}, "--also and --tries are not supported"},
+			{[]string{"--uki", "--bootloader", "systemd-boot", "--esp", esp, "--also", "desktop:old", "--tries", "2", "--systemd-boot-counting"}, "a UKI is counted by dockerinit (--tries)"},
 			{[]string{"--bootloader", "systemd-boot", "--esp", esp, "--keys", esp}, "--keys and --stub make a UKI: add --uki"},
 			{[]string{"--uki", "--bootloader", "systemd-boot", "--esp", esp, "--keys", filepath.Join(esp, "none")}, "mkbootimg keys --out"},
 		} {

@@ -183,7 +183,7 @@ func TestRunDisk(t *testing.T) {
 		{"root fstype differs", []string{"--data-image", ext4, "--docker-path", "docker", "--root-fstype", "btrfs"}, "--root-fstype btrfs, but partition 2 holds ext4"},
 		{"unknown new file system", []string{"--data-fstype", "zfs"}, "--data-fstype zfs: an image store boots from btrfs, ext4, xfs only"},
 		{"secure boot with grub", []string{"--secure-boot", "--keys", dir}, "--secure-boot boots UKIs with systemd-boot, which enrolls the keys: drop --bootloader grub"},
-		{"keys without secure boot", []string{"--keys", dir}, "--keys and --stub sign a UKI: add --secure-boot"},
+		{"keys without secure boot", []string{"--keys", dir}, "--keys and --stub make UKIs: add --uki (or --secure-boot)"},
 		{"secure boot without keys", []string{"--secure-boot", "--bootloader", "systemd-boot"}, "--secure-boot needs --keys DIR: make them with mkbootimg keys --out DIR"},
 		{"secure boot, keys missing", []string{"--secure-boot", "--bootloader", "systemd-boot", "--keys", dir}, "lacks db.key, db.crt, PK.auth, KEK.auth, db.auth: run mkbootimg keys --out"},
 	} {

@@ -78,13 +78,14 @@ demo: deps
 
 # dockerinit against Debian's initramfs-tools and dracut, and against a floor (bench/floor: a static
 # C /init that only loads dockerinit's modules, mounts the root and switches to it; gcc builds it),
-# in one run on this machine (about a quarter of an hour): initramfs size, build time, boots under
-# QEMU, Go start-up, top layer apply against cp -a, snapshot cost. Writes
-# bench/results/latest.{md,svg,json} and the README's Performance section. Needs root, the QEMU
-# test packages and the Debian mirror: apt-get installs the baselines into throwaway copies of
-# the image, never on this machine, and a missing host package is named, not installed (make deps
-# installs them). BENCHFLAGS=-rounds=5 for more runs; BENCHFLAGS=-only=floor boots dockerinit and
-# the floor alone, in about two minutes, without touching the results.
+# in one run on this machine (about a quarter of an hour): initramfs size, build time, the UKI's size
+# (mkbootimg uki) against its kernel and initramfs apart, boots under QEMU, Go start-up, top layer
+# apply against cp -a, snapshot cost. Writes bench/results/latest.{md,svg,json} and the README's
+# Performance section. Needs root, the QEMU test packages and the Debian mirror: apt-get installs
+# the baselines into throwaway copies of the image, never on this machine, and a missing host
+# package is named, not installed (make deps installs them). BENCHFLAGS=-rounds=5 for more runs;
+# BENCHFLAGS=-only=floor boots dockerinit and the floor alone, in about two minutes, without
+# touching the results.
 bench: build
 	CGO_ENABLED=0 $(GO) run ./bench/cmd/bench $(BENCHFLAGS)
 

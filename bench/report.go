@@ -28,6 +28,12 @@ func Markdown(res Results, chart string) string {
 	for _, in := range res.Initrds {
 		p("- %s: `%s`\n", in.Name, in.Build)
 	}
+	if u := res.UKI; u != nil {
+		p("\nThe UKI, built once after the rounds from the same store (`%s`; unsigned, not timed or booted): %s, of which "+
+			"the kernel %s and the initramfs %s (mkbootimg uki's own: efivarfs and the sealed command line besides the generic "+
+			"one's content), %.3f of the two apart.\n", u.Build, figure(float64(u.SizeBytes)/1e6, "MB"),
+			figure(float64(u.KernelBytes)/1e6, "MB"), figure(float64(u.InitrdBytes)/1e6, "MB"), u.Ratio)
+	}
 
 	tl := res.TopLayer
 	p("\n## Top layer apply: `toplayer.Apply` against `cp -a`\n\n")

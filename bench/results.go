@@ -17,6 +17,8 @@ type Results struct {
 	Initrds   []Initrd   `json:"initrds"`
 	TopLayer  TopLayer   `json:"toplayer"`
 	Snapshots []Snapshot `json:"snapshots"`
+	// UKI is the Unified Kernel Image of the image, nil when it was not built.
+	UKI *UKI `json:"uki,omitempty"`
 	// Load is the load cases, nil when they were not measured.
 	Load *Load `json:"load,omitempty"`
 	// Notes are what the run itself observed and the reader must know, such as a comparison
@@ -57,6 +59,20 @@ type Initrd struct {
 	// driver), e.g. "Docker overlay2 on ext4": one of ours booting an overlayfs of the image's
 	// layers, compared with ours booting the btrfs snapshot.
 	Store string `json:"store,omitempty"`
+}
+
+// UKI is the Unified Kernel Image mkbootimg uki builds for the image with the generic
+// initramfs's flags (unsigned, built once, not booted), against the kernel and initramfs it
+// holds as two files apart: what the EFI stub, the other sections and their alignment add.
+type UKI struct {
+	Build     string `json:"build"` // the command that built it
+	SizeBytes int64  `json:"size_bytes"`
+	// KernelBytes and InitrdBytes are its .linux and .initrd sections: the image's kernel and the
+	// initramfs mkbootimg uki built (the generic one with efivarfs and the command line sealed).
+	KernelBytes int64 `json:"kernel_bytes"`
+	InitrdBytes int64 `json:"initrd_bytes"`
+	// Ratio is SizeBytes / (KernelBytes + InitrdBytes), the figure the target bounds.
+	Ratio float64 `json:"ratio"`
 }
 
 // Part is one kind of content of an initramfs, uncompressed.

@@ -121,6 +121,11 @@ func (res Results) Targets() []Ratio {
 		boot.Theirs, _ = bootMedians(base.Boots)
 	}
 	add(size, func(Ratio) string { return sizeWhy(ours, base) })
+	ukiSize := Ratio{Metric: "UKI size (vs kernel + initramfs apart)", Unit: "MB", Max: 1.05}
+	if u := res.UKI; u != nil {
+		ukiSize.Ours, ukiSize.Theirs = float64(u.SizeBytes)/1e6, float64(u.KernelBytes+u.InitrdBytes)/1e6
+	}
+	add(ukiSize, func(Ratio) string { return ukiWhy(res.UKI) })
 	add(build, func(Ratio) string { return buildWhy(ours, base) })
 	boot.Finding = floorFinding(floor, base, boot.Max)
 	add(boot, func(Ratio) string { return bootWhy(ours) })
@@ -174,6 +179,8 @@ func (res Results) Targets() []Ratio {
 
 func missingWhat(r Ratio, ours, base, floor *Initrd) string {
 	switch {
+	case r.Ours == 0 && strings.HasSuffix(r.Metric, "(vs kernel + initramfs apart)"):
+		return "mkbootimg uki built no UKI"
 	case r.Ours == 0 && ours == nil:
 		return "no dockerinit initramfs was built"
 	case r.Ours == 0 && r.Limit:
@@ -212,6 +219,13 @@ func sizeWhy(ours, base *Initrd) string {
 		s += fmt.Sprintf("; %s holds %.1f MB uncompressed", base.Name, float64(bt)/1e6)
 	}
 	return s
+}
+
+// ukiWhy says what the UKI holds beyond its kernel and initramfs.
+func ukiWhy(u *UKI) string {
+	return fmt.Sprintf("its %.2f MB hold the kernel's %.2f MB and the initramfs's %.2f MB; the other %.2f MB are the EFI stub, "+
+		"os-release, the command line and the sections' page alignment", float64(u.SizeBytes)/1e6, float64(u.KernelBytes)/1e6,
+		float64(u.InitrdBytes)/1e6, float64(u.SizeBytes-u.KernelBytes-u.InitrdBytes)/1e6)
 }
 
 func buildWhy(ours, base *Initrd) string {

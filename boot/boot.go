@@ -269,7 +269,13 @@ func (s *Sequence) readParams() error {
 	if err != nil {
 		return fmt.Errorf("read kernel command line: %w", err)
 	}
-	s.p, err = bootparam.Resolve(cfg, legacy, strings.TrimSpace(string(cmdline)))
+	line, ignored := bootparam.Seal(cfg.Boot.SealedCmdline, strings.TrimSpace(string(cmdline)))
+	s.report.CmdlineSealed, s.report.Ignored = cfg.Boot.SealedCmdline != "", ignored
+	s.p, err = bootparam.Resolve(cfg, legacy, line)
+	if len(ignored) > 0 {
+		// Said once, here: the boot loader's words cannot steer a signed image.
+		s.log.Warnf("the kernel command line is sealed in the UKI: ignoring what the boot loader added: %s", strings.Join(ignored, " "))
+	}
 	// Debug and Rescue hold even when other parameters are wrong: that is when they are needed.
 	s.log.Debug = s.p.Debug
 	if err != nil {

@@ -4,6 +4,7 @@ package boot
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"time"
@@ -30,6 +31,7 @@ func (s *Sequence) writeReport() error {
 	}
 	r.RootDevice, r.RootSpec, r.Init = s.dev.Path, s.p.Root.Device, s.p.Init
 	r.Kernel = unix.ByteSliceToString(uts.Release[:])
+	r.SecureBoot = s.secureBoot()
 	r.TotalMS = ms(time.Since(s.start)) // the file is written by the last step, before Run's total
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
@@ -39,4 +41,29 @@ func (s *Sequence) writeReport() error {
 		return err
 	}
 	return os.WriteFile(status.BootJSON, append(data, '\n'), 0o644)
+}
+
+// efivars is where efivarfs belongs; the initramfs mounts it only to read SecureBoot.
+const efivars = "/sys/firmware/efi/efivars"
+
+// secureBoot reads the firmware's SecureBoot variable: "on", "off", or "" when there is no UEFI
+// or no efivarfs (a module: mkbootimg uki bundles it).
+func (s *Sequence) secureBoot() string {
+	p := filepath.Join(efivars, status.SecureBootVar)
+	data, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) && unix.Mount("efivarfs", efivars, "efivarfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "") == nil {
+		data, err = os.ReadFile(p)
+		_ = unix.Unmount(efivars, 0)
+	}
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.ENODEV) {
+			s.log.Warnf("Secure Boot state: %v", err)
+		}
+		return ""
+	}
+	v, err := status.ParseSecureBoot(data)
+	if err != nil {
+		s.log.Warnf("Secure Boot state: %v", err)
+	}
+	return v
 }

@@ -44,6 +44,7 @@ type Result struct {
 	InitramfsSize int64
 	Modules       int    // module files in the initramfs
 	Cmdline       string // the kernel command line to boot with
+	OSRelease     []byte // the image's os-release, nil when it has none (for a UKI's .osrel)
 }
 
 // Build writes Out/vmlinuz and Out/initramfs.img, as one pair as far as two fixed names allow
@@ -72,6 +73,12 @@ func Build(o Options) (*Result, error) {
 		return nil, err
 	}
 	res.Kernel = k
+	for _, p := range []string{"etc/os-release", "usr/lib/os-release"} {
+		if b, err := fs.ReadFile(image, p); err == nil {
+			res.OSRelease = b
+			break
+		}
+	}
 	cfg := o.Config
 	if o.Image != "" {
 		cfg.Image = o.Image

@@ -15,6 +15,9 @@ func BLSEntry(e Entry) (string, error) {
 	if err := checkEntry(e); err != nil {
 		return "", err
 	}
+	if e.UKI {
+		return "", fmt.Errorf("entry %s: systemd-boot lists the UKIs in ESP/EFI/Linux/ by itself: %s needs no entry file", e.ID, e.Kernel)
+	}
 	if !e.Volume.IsZero() {
 		return "", fmt.Errorf("entry %s: systemd-boot reads kernels only from the ESP, but %s is on %s: copy vmlinuz and initramfs.img to the ESP (mkbootimg install --bootloader systemd-boot does)", e.ID, e.Kernel, e.Volume.Spec())
 	}

@@ -85,6 +85,10 @@ type Entry struct {
 	// SystemdTries, when not 0, names a systemd-boot entry's file ID+N.conf, so that
 	// systemd-boot counts its tries too (see BLSName); the other boot managers ignore it.
 	SystemdTries int
+	// UKI says Kernel is a Unified Kernel Image, with its initramfs and command line sealed in
+	// it: the boot manager starts it as an EFI program (GRUB: chainloader), with no Initrd and
+	// no Cmdline. systemd-boot lists UKIs in /EFI/Linux by itself and needs no entry for them.
+	UKI bool
 }
 
 // ImageEntry is the entry that boots image ref with the kernel and initramfs.img in dir, an
@@ -225,6 +229,9 @@ func checkEntry(e Entry) error {
 	}
 	if !strings.HasPrefix(e.Kernel, "/") || (e.Initrd != "" && !strings.HasPrefix(e.Initrd, "/")) {
 		return fmt.Errorf("entry %s: kernel %q and initrd %q must be absolute paths on their volume", e.ID, e.Kernel, e.Initrd)
+	}
+	if e.UKI && (e.Initrd != "" || e.Cmdline != "") {
+		return fmt.Errorf("entry %s: the UKI %s holds its initramfs and command line: an entry gives neither", e.ID, e.Kernel)
 	}
 	return nil
 }

@@ -571,3 +571,49 @@ func TestUnescapeMountinfo(t *testing.T) {
 		}
 	}
 }
+
+// TestUKIEntry writes an entry that starts a UKI for each boot manager: GRUB chain-loads it,
+// rEFInd loads it with no options, and the two that need an entry read it back; systemd-boot and
+// refind_linux.conf refuse, saying why.
+func TestUKIEntry(t *testing.T) {
+	e := Entry{ID: "dockerinit-desktop-latest", Title: "dockerinit desktop:latest", Volume: Volume{UUID: "1234-ABCD", Label: "ESP", FSType: "vfat"},
+		Kernel: "/EFI/Linux/dockerinit-desktop-latest.efi", UKI: true}
+	for _, tc := range []struct {
+		name  string
+		write func(Entry) (string, error)
+		want  string // the text, or the error
+		parse func(string) ([]Entry, error)
+		back  Entry
+	}{
+		{"grub", GRUBEntry, "menuentry 'dockerinit desktop:latest' --id dockerinit-desktop-latest {\n" +
+			"\tinsmod part_gpt\n\tinsmod part_msdos\n\tinsmod fat\n\tsearch --no-floppy --fs-uuid --set=root 1234-ABCD\n" +
+			"\tinsmod chain\n\tchainloader /EFI/Linux/dockerinit-desktop-latest.efi\n}\n",
+			ParseGRUB, Entry{ID: e.ID, Title: e.Title, Volume: Volume{UUID: "1234-ABCD", FSType: "vfat"}, Kernel: e.Kernel, UKI: true}},
+		{"refind", RefindStanza, "menuentry \"dockerinit desktop:latest\" {\n  volume ESP\n  loader /EFI/Linux/dockerinit-desktop-latest.efi\n}\n",
+			ParseRefind, Entry{Title: e.Title, Volume: Volume{Label: "ESP"}, Kernel: e.Kernel}},
+		{"systemd-boot", BLSEntry, "systemd-boot lists the UKIs in ESP/EFI/Linux/ by itself", nil, Entry{}},
+		{"refind_linux.conf", RefindLinuxLine, "a UKI takes none: use --bootloader refind", nil, Entry{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.write(e)
+			if tc.parse == nil {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("got %q, %v; want an error containing %q", got, err, tc.want)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %q, %v; want\n%s", got, err, tc.want)
+			}
+			back, err := tc.parse(got)
+			if err != nil || len(back) != 1 || !reflect.DeepEqual(back[0], tc.back) {
+				t.Errorf("read back %+v, %v; want %+v", back, err, tc.back)
+			}
+		})
+	}
+	withLine := e
+	withLine.Cmdline = "init=/bin/sh"
+	if _, err := GRUBEntry(withLine); err == nil || !strings.Contains(err.Error(), "an entry gives neither") {
+		t.Errorf("a UKI entry with a command line: %v, want it refused", err)
+	}
+}

@@ -36,6 +36,10 @@ func GRUBEntry(e Entry) (string, error) {
 			fmt.Fprintf(&b, "\tsearch --no-floppy --label --set=root %s\n", grubQuote(e.Volume.Label))
 		}
 	}
+	if e.UKI {
+		fmt.Fprintf(&b, "\tinsmod chain\n\tchainloader %s\n}\n", grubQuote(e.Kernel))
+		return b.String(), nil
+	}
 	b.WriteString("\tlinux " + grubQuote(e.Kernel))
 	for _, w := range cmdlineWords(bootparam.ParseCmdline(e.Cmdline)) {
 		b.WriteString(" " + grubQuote(w))
@@ -58,7 +62,7 @@ func grubQuote(s string) string {
 }
 
 // ParseGRUB reads the top-level menuentries of a GRUB configuration, in order: title, --id,
-// the volume searched for, and the linux and initrd lines. Entries inside submenus are skipped.
+// the volume searched for, and the linux and initrd lines, or the chainloader line of a UKI. Entries inside submenus are skipped.
 func ParseGRUB(cfg string) ([]Entry, error) {
 	var (
 		entries []Entry
@@ -106,6 +110,8 @@ func ParseGRUB(cfg string) ([]Entry, error) {
 			cur.Kernel, cur.Cmdline = words[1], strings.Join(words[2:], " ")
 		case (words[0] == "initrd" || words[0] == "initrdefi") && len(words) >= 2:
 			cur.Initrd = words[1]
+		case words[0] == "chainloader" && len(words) >= 2:
+			cur.Kernel, cur.UKI = words[len(words)-1], true // after any --force
 		}
 	}
 	if cur != nil {

@@ -26,7 +26,10 @@ func RefindStanza(e Entry) (string, error) {
 	if e.Initrd != "" {
 		fmt.Fprintf(&b, "  initrd %s\n", refindWord(e.Initrd))
 	}
-	fmt.Fprintf(&b, "  options \"%s\"\n}\n", e.Cmdline)
+	if !e.UKI { // a UKI's command line is sealed in it: rEFInd passes none
+		fmt.Fprintf(&b, "  options \"%s\"\n", e.Cmdline)
+	}
+	b.WriteString("}\n")
 	return b.String(), nil
 }
 
@@ -36,6 +39,9 @@ func RefindStanza(e Entry) (string, error) {
 func RefindLinuxLine(e Entry) (string, error) {
 	if err := checkEntry(e); err != nil {
 		return "", err
+	}
+	if e.UKI {
+		return "", fmt.Errorf("entry %s: refind_linux.conf gives options to kernels rEFInd finds, and a UKI takes none: use --bootloader refind", e.ID)
 	}
 	opts := e.Cmdline
 	if e.Initrd != "" {

@@ -108,3 +108,34 @@ func splitWord(w string) Param {
 	}
 	return Param{Key: key, Value: value, HasValue: hasValue}
 }
+
+// Seal returns the command line to boot with when sealed, the one signed into the UKI, is set
+// (else actual, unchanged), and the words of actual, the one the kernel got, that sealed does not
+// hold anywhere: those the boot ignores, for the message that says so.
+func Seal(sealed, actual string) (cmdline string, ignored []string) {
+	if sealed == "" {
+		return actual, nil
+	}
+	own := map[string]bool{}
+	for _, w := range words(sealed) {
+		own[w] = true
+	}
+	for _, w := range words(actual) {
+		if !own[w] {
+			ignored = append(ignored, w)
+		}
+	}
+	return sealed, ignored
+}
+
+// words splits a command line into its words, quotes kept, as nextWord reads them.
+func words(s string) []string {
+	var out []string
+	for {
+		var w string
+		if w, s = nextWord(s); w == "" {
+			return out
+		}
+		out = append(out, w)
+	}
+}

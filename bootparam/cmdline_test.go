@@ -109,3 +109,26 @@ func FuzzParseCmdline(f *testing.F) {
 		}
 	})
 }
+
+func TestSeal(t *testing.T) {
+	const uki = `root=LABEL=linux rootflags=subvol=docker_rwlayer rw console=ttyS0 x="a b"`
+	for _, tc := range []struct {
+		name, sealed, actual, want string
+		ignored                    []string
+	}{
+		{"not sealed", "", "root=/dev/sda init=/bin/sh", "root=/dev/sda init=/bin/sh", nil},
+		{"the stub's own line", uki, uki, uki, nil},
+		{"the kernel adds a newline", uki, uki + "\n", uki, nil},
+		{"an edited entry", uki, uki + " init=/bin/sh dockerinit.rescue", uki, []string{"init=/bin/sh", "dockerinit.rescue"}},
+		{"a replaced line", uki, "root=/dev/sdb docker_image=evil rw", uki, []string{"root=/dev/sdb", "docker_image=evil"}},
+		{"quoted words compare whole", uki, `x="a b" x="a c"`, uki, []string{`x="a c"`}},
+		{"empty kernel line", uki, "", uki, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ignored := Seal(tc.sealed, tc.actual)
+			if got != tc.want || !slices.Equal(ignored, tc.ignored) {
+				t.Errorf("Seal = %q, %q; want %q, %q", got, ignored, tc.want, tc.ignored)
+			}
+		})
+	}
+}

@@ -57,6 +57,10 @@ type BootConfig struct {
 	// Tries counts boots: an image of the list in image that has not been marked good gets this
 	// many tries before the next image of the list boots instead. 0: no counting.
 	Tries int `toml:"tries,omitempty,omitzero"`
+	// SealedCmdline is the kernel command line signed into the UKI that holds this initramfs
+	// (mkbootimg uki sets it). When set, the boot reads its parameters from it alone and ignores
+	// what the boot loader passed besides: a signed image cannot be steered from the boot menu.
+	SealedCmdline string `toml:"sealed_cmdline,omitempty"`
 }
 
 // RescueConfig is the [rescue] table: what guards the rescue shell.
@@ -123,7 +127,7 @@ func (c Config) Encode() ([]byte, error) {
 func (c Config) validate() error {
 	for _, s := range []string{c.Image, c.Root.Device, c.Root.FSType, c.Root.Flags, c.Root.DockerPath,
 		c.Root.RWLayer, c.TopLayer.Device, c.TopLayer.FSType, c.TopLayer.Flags, c.TopLayer.Path,
-		c.Boot.Init, c.Boot.Timeout, c.Rescue.PasswordHash} {
+		c.Boot.Init, c.Boot.Timeout, c.Boot.SealedCmdline, c.Rescue.PasswordHash} {
 		if !utf8.ValidString(s) {
 			return fmt.Errorf("%s: value %q is not valid UTF-8, which TOML requires", ConfigPath, s)
 		}
@@ -135,6 +139,9 @@ func (c Config) validate() error {
 		if _, err := ParseTimeout(c.Boot.Timeout); err != nil {
 			return fmt.Errorf("%s: boot.timeout %q: %w; give e.g. \"30s\", \"2m\" or bare seconds \"45\"", ConfigPath, c.Boot.Timeout, err)
 		}
+	}
+	if strings.ContainsAny(c.Boot.SealedCmdline, "\n\x00") {
+		return fmt.Errorf("%s: boot.sealed_cmdline holds a newline or NUL: give the kernel command line on one line", ConfigPath)
 	}
 	return c.Rescue.validate()
 }

@@ -74,7 +74,7 @@ password_hash = "` + testHash + `"
 		{
 			name:    "unknown keys named with the valid ones",
 			in:      "imag = \"x\"\n[root]\ndevice = \"a\"\nrw_layer = \"b\"\n[boot]\ntimout = \"3s\"\n",
-			wantErr: []string{"imag, root.rw_layer, boot.timout", "valid keys are image, root.device, root.fstype, root.flags, root.docker_path, root.rwlayer, root.namespace, toplayer.device, toplayer.fstype, toplayer.flags, toplayer.path, toplayer.required, boot.init, boot.timeout, boot.debug, boot.tries, rescue.password_hash"},
+			wantErr: []string{"imag, root.rw_layer, boot.timout", "valid keys are image, root.device, root.fstype, root.flags, root.docker_path, root.rwlayer, root.namespace, toplayer.device, toplayer.fstype, toplayer.flags, toplayer.path, toplayer.required, boot.init, boot.timeout, boot.debug, boot.tries, boot.sealed_cmdline, rescue.password_hash"},
 		},
 		{
 			name:    "unknown table named once",

@@ -69,3 +69,27 @@ func FuzzDecodeRescue(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSeal feeds the boot loader's command line, which whoever edits the menu writes, against a
+// sealed one: the sealed line always wins, and every ignored word is one the kernel got.
+func FuzzSeal(f *testing.F) {
+	f.Add("root=LABEL=linux rw", "root=LABEL=linux rw init=/bin/sh")
+	f.Add(`a="b c"`, `"a=b c" --`)
+	f.Fuzz(func(t *testing.T, sealed, actual string) {
+		got, ignored := Seal(sealed, actual)
+		if sealed == "" {
+			if got != actual || ignored != nil {
+				t.Fatalf("unsealed: %q, %q", got, ignored)
+			}
+			return
+		}
+		if got != sealed {
+			t.Fatalf("sealed %q, got %q", sealed, got)
+		}
+		for _, w := range ignored {
+			if !strings.Contains(actual, w) || w == "" {
+				t.Fatalf("ignored %q is not a word of %q", w, actual)
+			}
+		}
+	})
+}

@@ -191,6 +191,12 @@ func firstEntry(t *testing.T, what string, parse func() ([]bootloader.Entry, err
 // startUEFI boots disk with OVMF, with a fresh copy of its variable store in dir.
 func startUEFI(t *testing.T, name string, r *rig, dir, disk string) *vm {
 	t.Helper()
+	return startOVMF(t, name, r, ovmfCode, false, freshVars(t, dir), disk)
+}
+
+// freshVars copies OVMF's empty variable store (no keys: Secure Boot in setup mode) into dir.
+func freshVars(t *testing.T, dir string) string {
+	t.Helper()
 	vars := filepath.Join(dir, "OVMF_VARS.fd")
 	b, err := os.ReadFile(ovmfVars)
 	if err != nil {
@@ -199,16 +205,28 @@ func startUEFI(t *testing.T, name string, r *rig, dir, disk string) *vm {
 	if err := os.WriteFile(vars, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return vars
+}
+
+// startOVMF boots disk with the firmware code and the variable store vars. secure runs the
+// Secure Boot build as it must run: on a machine with SMM that keeps the variables from the
+// guest, and with resets allowed, since enrolling keys resets the machine.
+func startOVMF(t *testing.T, name string, r *rig, code string, secure bool, vars, disk string) *vm {
+	t.Helper()
 	accel := []string{"-accel", "tcg"}
 	if os.Getenv("DOCKERINIT_KVM") == "1" {
 		accel = []string{"-accel", "kvm", "-cpu", "host"}
 	}
-	args := append([]string{
-		"-machine", "q35", "-m", "1024", "-smp", "2", "-nographic", "-no-reboot", "-nic", "none",
-		"-drive", "if=pflash,format=raw,readonly=on,file=" + ovmfCode,
-		"-drive", "if=pflash,format=raw,file=" + vars,
-		"-drive", "file=" + disk + ",if=virtio,format=raw,cache=unsafe",
-	}, accel...)
+	machine := []string{"-machine", "q35", "-no-reboot"}
+	if secure {
+		machine = []string{"-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on"}
+	}
+	args := append(append(machine,
+		"-m", "1024", "-smp", "2", "-nographic", "-nic", "none",
+		"-drive", "if=pflash,format=raw,readonly=on,file="+code,
+		"-drive", "if=pflash,format=raw,file="+vars,
+		"-drive", "file="+disk+",if=virtio,format=raw,cache=unsafe",
+	), accel...)
 	t.Logf("boot %s: qemu-system-x86_64 %s", name, quoteArgs(args))
 	return startConsole(t, name, exec.Command("qemu-system-x86_64", args...), r.logDir)
 }

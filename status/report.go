@@ -1,6 +1,9 @@
 package status
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // BootJSON is where the init leaves its Report for the booted system.
 const BootJSON = "/run/dockerinit/boot.json"
@@ -39,4 +42,29 @@ type Report struct {
 	Steps       []StepTime `json:"steps"`
 	TotalMS     float64    `json:"total_ms"`
 	ModulesLoad int        `json:"modules_loaded"`
+	// SecureBoot is the firmware's SecureBoot variable as the boot read it: "on", "off", or
+	// empty when it could not be read (no UEFI, no efivarfs).
+	SecureBoot string `json:"secure_boot,omitempty"`
+	// CmdlineSealed: the boot took its parameters from the command line signed into the UKI
+	// (boot.sealed_cmdline); Ignored are the words the boot loader passed besides, left unused.
+	CmdlineSealed bool     `json:"cmdline_sealed,omitempty"`
+	Ignored       []string `json:"ignored_params,omitempty"`
+}
+
+// SecureBootVar is the efivarfs file of the firmware's SecureBoot variable (EFI global GUID).
+const SecureBootVar = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+
+// ParseSecureBoot reads the contents of an efivarfs file of SecureBoot: four bytes of
+// attributes, then one byte, 1 when Secure Boot is enforcing.
+func ParseSecureBoot(data []byte) (string, error) {
+	if len(data) != 5 {
+		return "", fmt.Errorf("%s holds %d bytes: want 4 of attributes and 1 of value", SecureBootVar, len(data))
+	}
+	switch data[4] {
+	case 0:
+		return "off", nil
+	case 1:
+		return "on", nil
+	}
+	return "", fmt.Errorf("%s is %d: want 0 or 1", SecureBootVar, data[4])
 }

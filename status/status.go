@@ -162,6 +162,15 @@ func Summary(w io.Writer, r Report) error {
 	field("init", "%s", orUnknown(r.Init))
 	field("kernel", "%s", orUnknown(r.Kernel))
 	field("modules", "%d loaded by dockerinit", r.ModulesLoad)
+	field("Secure Boot", "%s", orUnknown(r.SecureBoot))
+	switch {
+	case r.CmdlineSealed && len(r.Ignored) > 0:
+		field("command line", "sealed in the UKI; ignored from the boot loader: %s", strings.Join(r.Ignored, " "))
+	case r.CmdlineSealed:
+		field("command line", "sealed in the UKI")
+	default:
+		field("command line", "from the boot loader (not sealed)")
+	}
 	fmt.Fprintf(tw, "Boot steps (dockerinit started %.3f s after the kernel, took %.1f ms):\n", r.StartedS, r.TotalMS)
 	for _, s := range r.Steps {
 		fmt.Fprintf(tw, "  %s\t%9.1f ms\n", s.Name, s.MS)

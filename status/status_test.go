@@ -39,17 +39,19 @@ func sampleReport() Report {
 }
 
 const wantSummary = `Booted by dockerinit into desktop:latest
-  image ID     sha256:4f1c0e2a
-  also named   registry.example/desktop:2
-  created      2026-11-20 08:30:00 UTC
-  image layer  btrfs/subvolumes/9a8b
-  rw layer     docker_rwlayer (a fresh snapshot of the image layer)
-  root device  /dev/nvme0n1p2 (root=LABEL=linux)
-  image store  docker (Docker's btrfs storage driver)
-  top layer    boot_docker: 12 entries applied
-  init         /sbin/init
-  kernel       6.1.0-50-amd64
-  modules      14 loaded by dockerinit
+  image ID      sha256:4f1c0e2a
+  also named    registry.example/desktop:2
+  created       2026-11-20 08:30:00 UTC
+  image layer   btrfs/subvolumes/9a8b
+  rw layer      docker_rwlayer (a fresh snapshot of the image layer)
+  root device   /dev/nvme0n1p2 (root=LABEL=linux)
+  image store   docker (Docker's btrfs storage driver)
+  top layer     boot_docker: 12 entries applied
+  init          /sbin/init
+  kernel        6.1.0-50-amd64
+  modules       14 loaded by dockerinit
+  Secure Boot   unknown
+  command line  from the boot loader (not sealed)
 Boot steps (dockerinit started 1.234 s after the kernel, took 250.0 ms):
   mount /proc /sys /dev /run        0.4 ms
   load modules                    210.5 ms
@@ -57,16 +59,18 @@ Boot steps (dockerinit started 1.234 s after the kernel, took 250.0 ms):
 `
 
 const wantBare = `Booted by dockerinit into unknown
-  image ID     unknown
-  created      unknown
-  image layer  unknown
-  rw layer     unknown (a fresh snapshot of the image layer)
-  root device  unknown
-  image store  unknown (unknown)
-  top layer    none
-  init         unknown
-  kernel       unknown
-  modules      0 loaded by dockerinit
+  image ID      unknown
+  created       unknown
+  image layer   unknown
+  rw layer      unknown (a fresh snapshot of the image layer)
+  root device   unknown
+  image store   unknown (unknown)
+  top layer     none
+  init          unknown
+  kernel        unknown
+  modules       0 loaded by dockerinit
+  Secure Boot   unknown
+  command line  from the boot loader (not sealed)
 Boot steps (dockerinit started 0.000 s after the kernel, took 0.0 ms):
 `
 
@@ -189,4 +193,58 @@ func TestCounting(t *testing.T) {
 	if msg, err := Mark(root, true); err != nil { // idempotent
 		t.Errorf("mark-good again: %q, %v", msg, err)
 	}
+}
+
+// TestSealedSummary: status says that Secure Boot was on and which loader words were ignored.
+func TestSealedSummary(t *testing.T) {
+	r := sampleReport()
+	r.SecureBoot, r.CmdlineSealed, r.Ignored = "on", true, []string{"init=/bin/sh", "dockerinit.rescue"}
+	var out bytes.Buffer
+	if err := Summary(&out, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"  Secure Boot   on\n",
+		"  command line  sealed in the UKI; ignored from the boot loader: init=/bin/sh dockerinit.rescue\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+	r.Ignored = nil
+	out.Reset()
+	Summary(&out, r)
+	if !strings.Contains(out.String(), "  command line  sealed in the UKI\n") {
+		t.Errorf("summary:\n%s", out.String())
+	}
+}
+
+func TestParseSecureBoot(t *testing.T) {
+	for _, tc := range []struct {
+		data    []byte
+		want    string
+		wantErr string
+	}{
+		{[]byte{6, 0, 0, 0, 1}, "on", ""},
+		{[]byte{6, 0, 0, 0, 0}, "off", ""},
+		{[]byte{6, 0, 0, 0, 2}, "", "is 2: want 0 or 1"},
+		{[]byte{1}, "", "holds 1 bytes"},
+		{nil, "", "holds 0 bytes"},
+	} {
+		got, err := ParseSecureBoot(tc.data)
+		if got != tc.want || (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("ParseSecureBoot(%v) = %q, %v; want %q, %q", tc.data, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+// FuzzParseSecureBoot feeds the efivarfs file, which the firmware writes.
+func FuzzParseSecureBoot(f *testing.F) {
+	f.Add([]byte{6, 0, 0, 0, 1})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := ParseSecureBoot(data)
+		if (err == nil) != (got == "on" || got == "off") {
+			t.Fatalf("%v: %q, %v", data, got, err)
+		}
+	})
 }

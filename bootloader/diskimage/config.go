@@ -56,3 +56,7 @@ func blsLoaderConf(def string, timeout int) []byte {
 	// systemd-boot's timeout 0 boots at once and shows the menu only while a key is held.
 	return []byte(fmt.Sprintf("%stimeout %d\ndefault %s\n", header, timeout, def))
 }
+
+// enrollConf has systemd-boot (252 and later) enroll the keys in /loader/keys/auto/ by itself
+// when the firmware is in setup mode, after a countdown, then reset the machine.
+const enrollConf = "secure-boot-enroll force\n"

@@ -48,9 +48,17 @@ type Options struct {
 	// the ESP: Files puts them there.
 	Entries []bootloader.Entry
 	Files   map[string]string // ESP path -> host file to copy there
-	Timeout int               // seconds the menu waits before it boots the default entry
-	Serial  bool              // GRUB's menu also on the first serial port (firmware menus follow the firmware's console)
-	ESPSize int64             // 0: DefaultESPSize
+	// UKI, for systemd-boot only, is the ESP path of a Unified Kernel Image in /EFI/Linux/ that
+	// Files puts there: systemd-boot lists it without an entry file (Type #2) and boots it by
+	// default. Entries are then empty.
+	UKI string
+	// EnrollKeys, for systemd-boot only: Files puts PK.auth, KEK.auth and db.auth in
+	// /loader/keys/auto/, and loader.conf has systemd-boot enroll them when the firmware is in
+	// setup mode (secure-boot-enroll force).
+	EnrollKeys bool
+	Timeout    int   // seconds the menu waits before it boots the default entry
+	Serial     bool  // GRUB's menu also on the first serial port (firmware menus follow the firmware's console)
+	ESPSize    int64 // 0: DefaultESPSize
 	// The data partition: a copy of the file system image DataImage (btrfs, ext4 or xfs; of
 	// type FSType when that is set), or else a new empty file system of FSType (default btrfs)
 	// labelled Label, of DataSize bytes, made by the host's mkfs.
@@ -77,6 +85,12 @@ var efiBinaries = map[bootloader.Kind]struct{ path, pkg string }{
 	bootloader.SystemdBoot: {"/usr/lib/systemd/boot/efi/systemd-bootx64.efi", "systemd-boot-efi"},
 }
 
+// EFIBinary is the host's boot manager of kind, from its Debian package, and that package.
+func EFIBinary(kind bootloader.Kind) (path, pkg string) {
+	b := efiBinaries[kind]
+	return b.path, b.pkg
+}
+
 // Build writes the disk image. A file is written beside Out, synced and renamed over it at the
 // end, so that an interrupted build leaves no half disk at Out, and the next build removes what it
 // left beside it; a block device is written in place.
@@ -84,7 +98,7 @@ func Build(o Options) (*Result, error) {
 	if err := o.Check(); err != nil {
 		return nil, err
 	}
-	if len(o.Entries) == 0 {
+	if len(o.Entries) == 0 && o.UKI == "" {
 		return nil, errors.New("no menu entries")
 	}
 	efi, err := o.efiBinary()
@@ -169,6 +183,10 @@ func (o Options) Check() error {
 		return errors.New("no output: pass --out FILE")
 	case o.Kind != bootloader.Refind && o.Kind != bootloader.GRUB && o.Kind != bootloader.SystemdBoot:
 		return fmt.Errorf("a disk boots with refind, grub or systemd-boot, not %q", o.Kind)
+	case (o.UKI != "" || o.EnrollKeys) && o.Kind != bootloader.SystemdBoot:
+		return fmt.Errorf("a UKI and key enrollment are systemd-boot's: --bootloader systemd-boot, not %s", o.Kind)
+	case o.UKI != "" && (len(o.Entries) > 0 || path.Dir(o.UKI) != "/EFI/Linux" || path.Ext(o.UKI) != ".efi"):
+		return fmt.Errorf("the UKI %s: want /EFI/Linux/NAME.efi, booted without entry files", o.UKI)
 	case o.ESPSize != 0 && o.ESPSize < minESPSize:
 		return fmt.Errorf("an ESP of %d MiB is too small for FAT32: give at least %d MiB", o.ESPSize/mib, minESPSize/mib)
 	}
@@ -302,6 +320,13 @@ func (o Options) fillESP(esp filesystem.FileSystem, res *Result, efi []byte) err
 		files[res.Config], err = grubConf(res.Entries, o.Timeout, o.Serial)
 	case bootloader.SystemdBoot:
 		res.Config = "/loader/loader.conf"
+		if o.UKI != "" {
+			files[res.Config] = blsLoaderConf(path.Base(o.UKI), o.Timeout)
+			if o.EnrollKeys {
+				files[res.Config] = append(files[res.Config], enrollConf...)
+			}
+			break
+		}
 		def := bootloader.BLSDefault(res.Entries[0])
 		files[res.Config] = blsLoaderConf(def, o.Timeout)
 		for i, e := range res.Entries {

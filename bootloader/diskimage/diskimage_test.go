@@ -204,6 +204,10 @@ func TestBuildRefuses(t *testing.T) {
 		{"unbootable file system", func(o *Options) { o.FSType = "vfat" }, "boots from btrfs, ext4, xfs only"},
 		{"no entries", func(o *Options) { o.Entries = nil }, "no menu entries"},
 		{"not an EFI binary", func(o *Options) { o.EFIBinary = notEFI }, "not an EFI executable"},
+		{"UKI with GRUB", func(o *Options) { o.Entries, o.UKI = nil, "/EFI/Linux/a.efi" }, "--bootloader systemd-boot, not grub"},
+		{"enrolling with GRUB", func(o *Options) { o.EnrollKeys = true }, "--bootloader systemd-boot, not grub"},
+		{"UKI elsewhere", func(o *Options) { o.Kind, o.Entries, o.UKI = bootloader.SystemdBoot, nil, "/dockerinit/a.efi" }, "want /EFI/Linux/NAME.efi"},
+		{"UKI and entries", func(o *Options) { o.Kind, o.UKI = bootloader.SystemdBoot, "/EFI/Linux/a.efi" }, "want /EFI/Linux/NAME.efi"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.name == "block device" && blockDev == "" {
@@ -279,5 +283,53 @@ func TestBuildSystemdBootCounting(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBuildUKI: a Secure Boot disk has the UKI in /EFI/Linux/, no entry files, the keys in
+// /loader/keys/auto/ and a loader.conf that enrolls them and boots the UKI.
+func TestBuildUKI(t *testing.T) {
+	data := btrfsImage(t, "linux")
+	dir := t.TempDir()
+	files := map[string]string{}
+	for _, f := range []string{"/EFI/Linux/dockerinit-desktop-latest.efi", "/loader/keys/auto/PK.auth", "/loader/keys/auto/KEK.auth", "/loader/keys/auto/db.auth"} {
+		p := filepath.Join(dir, filepath.Base(f))
+		if err := os.WriteFile(p, []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files[f] = p
+	}
+	efi := filepath.Join(dir, "boot.efi")
+	if err := os.WriteFile(efi, fakeEFI, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "disk.img")
+	if _, err := Build(Options{Out: out, Kind: bootloader.SystemdBoot, EFIBinary: efi, UKI: "/EFI/Linux/dockerinit-desktop-latest.efi",
+		EnrollKeys: true, Files: files, Timeout: 1, ESPSize: 64 << 20, DataImage: data}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := diskfs.Open(out, diskfs.WithOpenMode(diskfs.ReadOnly))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	fs, err := d.GetFilesystem(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := fs.ReadFile("loader/loader.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(conf), "\ndefault dockerinit-desktop-latest.efi\nsecure-boot-enroll force\n") {
+		t.Errorf("loader.conf:\n%s", conf)
+	}
+	for f := range files {
+		if b, err := fs.ReadFile(f); err != nil || string(b) != f {
+			t.Errorf("%s on the ESP: %q, %v", f, b, err)
+		}
+	}
+	if entries, err := fs.ReadDir("/loader/entries"); err == nil && len(entries) > 0 {
+		t.Errorf("entry files beside the UKI: %d", len(entries))
 	}
 }

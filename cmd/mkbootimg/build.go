@@ -82,6 +82,7 @@ func addBuildFlags(fs *flag.FlagSet) *buildFlags {
 		b.cfg.Rescue.PasswordHash = s
 		return nil
 	})
+	fs.StringVar(&b.cfg.Boot.SealedCmdline, "sealed-cmdline", "", "the kernel command line the initramfs boots from, ignoring what the boot loader passes; mkbootimg uki sets it to the UKI's own (TOML boot.sealed_cmdline)")
 	fs.StringVar(&b.modules, "modules", "generic", "module set: generic (btrfs, file systems, common disk, USB and input drivers), "+
 		"host (btrfs, file systems, and the disk, USB and input drivers this machine uses: smaller, boots this machine) or none")
 	fs.Func("add-module", "a further kernel module or alias to include and always load (repeatable)", func(s string) error {
@@ -147,6 +148,7 @@ func (b *buildFlags) config() (bootparam.Config, error) {
 	}
 	override(&c.Boot.Init, b.cfg.Boot.Init)
 	override(&c.Boot.Timeout, b.cfg.Boot.Timeout)
+	override(&c.Boot.SealedCmdline, b.cfg.Boot.SealedCmdline)
 	if b.bootDebug != nil {
 		c.Boot.Debug = *b.bootDebug
 	}

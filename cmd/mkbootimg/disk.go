@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/dockerinit/dockerinit/bootloader"
 	"github.com/dockerinit/dockerinit/bootloader/diskimage"
 	"github.com/dockerinit/dockerinit/bootparam"
+	"github.com/dockerinit/dockerinit/uki"
 )
 
 func init() {
@@ -49,6 +51,14 @@ The disk has two partitions:
                         README, "Boot managers"): the command line expects the store at
                         --docker-path (default docker).
 
+Secure Boot (--secure-boot --keys DIR, from mkbootimg keys): partition 1 instead holds
+systemd-boot signed with DIR's db key, one signed UKI per image (--image, then --also; the first
+counted with --tries) in EFI/Linux/ (booted without entry files; each with its command line
+sealed, see mkbootimg uki; the first is the default) and DIR's PK, KEK and db lists in
+loader/keys/auto/, with secure-boot-enroll force in loader.conf: on the first boot with the
+firmware in setup mode, systemd-boot enrolls them (after a countdown) and resets; from then on
+the firmware boots only what db signed.
+
 An existing file is never overwritten and a block device never written without --force.
 
 Flags:
@@ -69,6 +79,10 @@ func runDisk(args []string) error {
 	fs.StringVar(&d.FSType, "data-fstype", "", "file system of a new partition 2: btrfs, ext4 or xfs (default btrfs); with --data-image, the type it must have")
 	fs.StringVar(&d.Label, "label", "", "label of a new file system, and partition 2's GPT name (default: the image's label, else linux)")
 	espSize := fs.String("esp-size", "260M", "size of the ESP")
+	asUKI := fs.Bool("uki", false, "one UKI per image (mkbootimg uki) in the ESP's EFI/Linux/ instead of kernel + initramfs: systemd-boot lists them by itself, GRUB and rEFInd get entries that start them (--keys signs them; --secure-boot implies it)")
+	secureBoot := fs.Bool("secure-boot", false, "Secure Boot: the ESP gets systemd-boot and one UKI per image (in EFI/Linux/), all signed with --keys' db, and the keys, which systemd-boot enrolls on the first boot if the firmware is in setup mode (needs --keys; --bootloader is systemd-boot)")
+	var uf ukiFlags
+	addUKIFlags(&uf, fs)
 	dataSize := fs.String("data-size", "8G", "size of a new file system (without --data-image or --btrfs-image)")
 	fs.StringVar(dataSize, "btrfs-size", "8G", "the same as --data-size, by its first name")
 	if err := parse(fs, args, 0); err != nil {
@@ -91,6 +105,23 @@ func runDisk(args []string) error {
 		imageFlag, d.DataImage, d.FSType = "--btrfs-image", *btrfsImage, "btrfs"
 	default:
 		d.DataImage = *dataImage
+	}
+	var keys *uki.Keys
+	switch {
+	case *secureBoot:
+		k, err := secureBootFlags(ef, uf)
+		if err != nil {
+			return err
+		}
+		keys, *asUKI = &k, true
+	case (uf.keys != "" || uf.stub != "") && !*asUKI:
+		return errors.New("--keys and --stub make UKIs: add --uki (or --secure-boot)")
+	case uf.keys != "":
+		k, err := uki.OpenKeys(uf.keys)
+		if err != nil {
+			return err
+		}
+		keys = &k
 	}
 	tmp, err := os.MkdirTemp("", "mkbootimg-disk-")
 	if err != nil {
@@ -120,18 +151,44 @@ func runDisk(args []string) error {
 	if err := d.Check(); err != nil {
 		return err
 	}
-	res, err := bootimage.Build(o)
-	if err != nil {
-		return err
-	}
 	slug, err := bootloader.ImageSlug(o.Image)
 	if err != nil {
 		return err
 	}
-	dir := "/dockerinit/" + slug
-	d.Files = map[string]string{dir + "/vmlinuz": res.VMLinuz, dir + "/initramfs.img": res.Initramfs}
-	if d.Entries, err = m.entries(bootloader.Volume{}, dir); err != nil {
-		return err
+	var (
+		res  *bootimage.Result
+		ukis []*ukiResult
+	)
+	if *asUKI {
+		if ukis, err = menuUKIs(o, m, uf.stub, keys, tmp, tmp); err != nil {
+			return err
+		}
+		res = ukis[0].res
+		d.Files = map[string]string{}
+		for _, u := range ukis {
+			name := "/EFI/Linux/" + filepath.Base(u.path)
+			d.Files[name] = u.path
+			switch {
+			case m.kind != bootloader.SystemdBoot:
+				d.Entries = append(d.Entries, u.entry(bootloader.Volume{}, "/EFI/Linux"))
+			case d.UKI == "":
+				d.UKI = name // loader.conf's default; systemd-boot lists the others by itself
+			}
+		}
+		if *secureBoot {
+			if err := secureBootESP(&d, *keys, tmp); err != nil {
+				return err
+			}
+		}
+	} else {
+		if res, err = bootimage.Build(o); err != nil {
+			return err
+		}
+		dir := "/dockerinit/" + slug
+		d.Files = map[string]string{dir + "/vmlinuz": res.VMLinuz, dir + "/initramfs.img": res.Initramfs}
+		if d.Entries, err = m.entries(bootloader.Volume{}, dir); err != nil {
+			return err
+		}
 	}
 	disk, err := diskimage.Build(d)
 	if err != nil {
@@ -140,7 +197,19 @@ func runDisk(args []string) error {
 	fmt.Printf("wrote %s (%d MiB): kernel %s, initramfs %.1f MB, %d modules\n", disk.Path, disk.Size>>20, res.Kernel.Version, float64(res.InitramfsSize)/1e6, res.Modules)
 	fmt.Printf("  partition 1: ESP %s (UUID %s), %s boot menu in %s:\n", disk.ESP.Label, disk.ESP.UUID, m.kind, disk.Config)
 	for _, e := range disk.Entries {
-		fmt.Printf("    %s: %s\n", e.Title, e.Cmdline)
+		if !e.UKI {
+			fmt.Printf("    %s: %s\n", e.Title, e.Cmdline)
+		}
+	}
+	for _, u := range ukis {
+		what := "UKI"
+		if u.signed {
+			what = "signed UKI"
+		}
+		fmt.Printf("    %s: /EFI/Linux/%s (%s), sealed: %s\n", u.title, filepath.Base(u.path), what, u.cmdline)
+	}
+	if d.EnrollKeys {
+		fmt.Printf("    Secure Boot keys in /loader/keys/auto/: systemd-boot enrolls them on the first boot in setup mode (then resets)\n")
 	}
 	fmt.Printf("  partition 2: %s %s (UUID %s)", disk.Data.FSType, disk.Data.Spec(), disk.Data.UUID)
 	if d.DataImage == "" {
@@ -242,4 +311,39 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q: want a size such as 260M or 8G", s)
 	}
 	return n * mult, nil
+}
+
+// secureBootFlags checks the flags of --secure-boot, and the keys, before anything is built.
+func secureBootFlags(ef *entryFlags, uf ukiFlags) (uki.Keys, error) {
+	switch {
+	case ef.kind == "":
+		ef.kind = string(bootloader.SystemdBoot)
+	case ef.kind != string(bootloader.SystemdBoot):
+		return uki.Keys{}, fmt.Errorf("--secure-boot boots UKIs with systemd-boot, which enrolls the keys: drop --bootloader %s", ef.kind)
+	}
+	if uf.keys == "" {
+		return uki.Keys{}, errors.New("--secure-boot needs --keys DIR: make them with mkbootimg keys --out DIR")
+	}
+	return uki.OpenKeys(uf.keys)
+}
+
+// secureBootESP signs systemd-boot in tmp with keys and puts it, with the keys to enroll, in d.
+func secureBootESP(d *diskimage.Options, keys uki.Keys, tmp string) error {
+	boot := d.EFIBinary
+	if boot == "" {
+		p, pkg := diskimage.EFIBinary(bootloader.SystemdBoot)
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("no systemd-boot on this host (%s): apt-get install %s, or pass --efi-binary FILE", p, pkg)
+		}
+		boot = p
+	}
+	d.EFIBinary = filepath.Join(tmp, "systemd-bootx64.efi")
+	if err := uki.Sign(keys, boot, d.EFIBinary); err != nil {
+		return err
+	}
+	d.EnrollKeys = true
+	for _, name := range uki.KeyNames {
+		d.Files["/loader/keys/auto/"+name+".auth"] = keys.Path(name, "auth")
+	}
+	return nil
 }

@@ -182,6 +182,10 @@ func TestRunDisk(t *testing.T) {
 		{"label differs", []string{"--data-image", ext4, "--docker-path", "docker", "--label", "other"}, `the --data-image is labelled "store": drop --label, or relabel the image (e2label FILE other)`},
 		{"root fstype differs", []string{"--data-image", ext4, "--docker-path", "docker", "--root-fstype", "btrfs"}, "--root-fstype btrfs, but partition 2 holds ext4"},
 		{"unknown new file system", []string{"--data-fstype", "zfs"}, "--data-fstype zfs: an image store boots from btrfs, ext4, xfs only"},
+		{"secure boot with grub", []string{"--secure-boot", "--keys", dir}, "--secure-boot boots UKIs with systemd-boot, which enrolls the keys: drop --bootloader grub"},
+		{"keys without secure boot", []string{"--keys", dir}, "--keys and --stub make UKIs: add --uki (or --secure-boot)"},
+		{"secure boot without keys", []string{"--secure-boot", "--bootloader", "systemd-boot"}, "--secure-boot needs --keys DIR: make them with mkbootimg keys --out DIR"},
+		{"secure boot, keys missing", []string{"--secure-boot", "--bootloader", "systemd-boot", "--keys", dir}, "lacks db.key, db.crt, PK.auth, KEK.auth, db.auth: run mkbootimg keys --out"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			disk := filepath.Join(t.TempDir(), "disk.img")

@@ -4,10 +4,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/dockerinit/dockerinit/bootimage"
 	"github.com/dockerinit/dockerinit/bootloader"
+	"github.com/dockerinit/dockerinit/internal/atomicfile"
+	"github.com/dockerinit/dockerinit/uki"
 )
 
 func init() {
@@ -27,6 +30,13 @@ Where the files go:
   refind        kernel + initramfs to --out, the entry into refind.conf (found under --esp, or --bootloader-config)
   grub          kernel + initramfs to --out, the entry into custom.cfg, which Debian's grub.cfg reads at boot
   refind-linux  kernel + initramfs to --out, the line into --out/refind_linux.conf
+
+--uki writes one UKI per image (see mkbootimg uki; signed with --keys DIR) as
+ESP/EFI/Linux/dockerinit-IMAGE.efi (--esp required): each with its image's kernel and its
+entry's command line sealed, the first counted with --tries and --also (not
+--systemd-boot-counting). systemd-boot lists them without entry files; GRUB gets a menuentry that
+chain-loads each (custom.cfg), rEFInd one that loads each (refind.conf); refind-linux cannot
+start a UKI.
 
 Each image has one entry: installing it again replaces its entry in place (a marked block in
 refind.conf and custom.cfg), and a file that would not change is not written. Every other entry
@@ -64,14 +74,103 @@ func runInstall(args []string) error {
 	b := addBuildFlags(fs)
 	ef := addEntryFlags(fs, true)
 	in := addInstallFlags(fs)
+	asUKI := fs.Bool("uki", false, "install one UKI (mkbootimg uki) per image as ESP/EFI/Linux/dockerinit-IMAGE.efi instead of kernel + initramfs: systemd-boot lists them by itself, GRUB and rEFInd get entries that start them (--keys signs them)")
+	var uf ukiFlags
+	addUKIFlags(&uf, fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err
+	}
+	if *asUKI {
+		return installUKI(b, ef, in, uf)
+	}
+	if uf.keys != "" || uf.stub != "" {
+		return errors.New("--keys and --stub make a UKI: add --uki")
 	}
 	o, err := b.options(in.out)
 	if err != nil {
 		return err
 	}
 	return install(o, ef, in)
+}
+
+// installUKI writes one UKI per entry of the menu to ESP/EFI/Linux/: systemd-boot lists them
+// there by itself; GRUB and rEFInd get an entry each that starts one.
+func installUKI(b *buildFlags, ef *entryFlags, in *installFlags, uf ukiFlags) error {
+	switch {
+	case in.esp == "":
+		return errors.New("--esp is required: the mounted EFI system partition, where the UKIs go (ESP/EFI/Linux/), e.g. /boot/efi")
+	case in.out != "":
+		return errors.New("--out: UKIs go to ESP/EFI/Linux/; drop --out")
+	case ef.kind == string(bootloader.RefindLinux):
+		return errors.New("--uki: refind_linux.conf gives options to kernels rEFInd finds, and a UKI takes none: use --bootloader refind (a menuentry in refind.conf)")
+	case ef.kind == string(bootloader.SystemdBoot) && (in.config != "" || ef.volume != ""):
+		return errors.New("--bootloader-config, --volume: systemd-boot lists ESP/EFI/Linux/ by itself and needs no entry")
+	}
+	if fi, err := os.Stat(in.esp); err != nil || !fi.IsDir() {
+		return fmt.Errorf("--esp %s: no such folder: give the mounted EFI system partition", in.esp)
+	}
+	var keys *uki.Keys
+	if uf.keys != "" {
+		k, err := uki.OpenKeys(uf.keys)
+		if err != nil {
+			return err
+		}
+		keys = &k
+	}
+	tmp, err := os.MkdirTemp("", "mkbootimg-install-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	o, err := b.options(tmp)
+	if err != nil {
+		return err
+	}
+	m, err := ef.newMenu(o)
+	if err != nil {
+		return err
+	}
+	t := bootloader.Target{Kind: m.kind, ESP: in.esp, Config: in.config}
+	if m.kind == bootloader.GRUB && t.Config == "" {
+		t.Config = "/boot/grub/custom.cfg"
+	}
+	if m.kind != bootloader.SystemdBoot {
+		// Check the target before building, so that a wrong --esp costs nothing.
+		if _, err := t.Path(bootloader.Entry{ID: "dockerinit-check"}); err != nil {
+			return err
+		}
+	}
+	dir := filepath.Join(in.esp, "EFI", "Linux")
+	if err := atomicfile.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	made, err := menuUKIs(o, m, uf.stub, keys, dir, tmp)
+	if err != nil {
+		return err
+	}
+	for _, r := range made {
+		r.print()
+	}
+	if keys == nil {
+		fmt.Println("unsigned: Secure Boot refuses them; sign them with --keys DIR (mkbootimg keys --out DIR makes them)")
+	}
+	if m.kind == bootloader.SystemdBoot {
+		return nil
+	}
+	vol, onVol, err := locateBootDir(m.kind, dir, ef.volume)
+	if err != nil {
+		return err
+	}
+	var entries []bootloader.Entry
+	for _, r := range made {
+		entries = append(entries, r.entry(vol, onVol))
+	}
+	installed, err := bootloader.Install(t, entries...)
+	if err != nil {
+		return err
+	}
+	printInstalled(installed)
+	return nil
 }
 
 // install builds the kernel and initramfs of o.Image and writes the entries of the menu ef makes.
@@ -132,6 +231,12 @@ func install(o bootimage.Options, ef *entryFlags, in *installFlags) error {
 	if err != nil {
 		return err
 	}
+	printInstalled(installed)
+	return nil
+}
+
+// printInstalled says which entries were written and which were already up to date.
+func printInstalled(installed []bootloader.Installed) {
 	for _, in := range installed {
 		if in.Changed {
 			fmt.Printf("wrote entry %q to %s\n", in.Entry.Title, in.Path)
@@ -139,5 +244,4 @@ func install(o bootimage.Options, ef *entryFlags, in *installFlags) error {
 			fmt.Printf("entry %q in %s is up to date\n", in.Entry.Title, in.Path)
 		}
 	}
-	return nil
 }

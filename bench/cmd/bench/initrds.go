@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dockerinit/dockerinit/bench"
+	"github.com/dockerinit/dockerinit/uki"
 )
 
 // generator builds an initramfs for the image, once per round, and holds its figures.
@@ -36,7 +37,7 @@ type generator struct {
 // ours is mkbootimg with one module set, reading the image from the Docker root.
 func ours(o options, dockerRoot, set string) *generator {
 	out := filepath.Join(o.work, "boot-"+set)
-	args := []string{"--docker-root", dockerRoot, "--image", o.image, "--out", out, "--modules", set}
+	args := oursArgs(o, dockerRoot, out, set)
 	g := &generator{
 		Initrd: bench.Initrd{Name: "dockerinit (" + set + ")", Ours: true,
 			Build: "mkbootimg --docker-root DISK/docker --image " + o.image + " --out DIR --modules " + set},
@@ -50,6 +51,39 @@ func ours(o options, dockerRoot, set string) *generator {
 	}
 	g.cmd = func() *exec.Cmd { return exec.Command(filepath.Join(o.repo, "bin", "mkbootimg"), args...) }
 	return g
+}
+
+// oursArgs are mkbootimg's flags for ours with one module set, writing to out.
+func oursArgs(o options, dockerRoot, out, set string) []string {
+	return []string{"--docker-root", dockerRoot, "--image", o.image, "--out", out, "--modules", set}
+}
+
+// oursUKI builds, once and untimed, the image's UKI with the generic initramfs's flags (mkbootimg
+// uki, unsigned: it is not booted) and measures it against the kernel and initramfs it holds,
+// read back from its sections: the same two files as they would be apart.
+func oursUKI(ctx context.Context, o options, dockerRoot string) (*bench.UKI, error) {
+	out := filepath.Join(o.work, "uki.efi")
+	cmd := exec.Command(filepath.Join(o.repo, "bin", "mkbootimg"), append([]string{"uki"}, oursArgs(o, dockerRoot, out, "generic")...)...)
+	if err := runLogged(ctx, filepath.Join(o.work, "logs", "mkbootimg-uki.log"), cmd); err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		return nil, err
+	}
+	secs, err := uki.Sections(out)
+	if err != nil {
+		return nil, err
+	}
+	kernel, initrd := int64(len(secs[".linux"])), int64(len(secs[".initrd"]))
+	if kernel == 0 || initrd == 0 {
+		return nil, fmt.Errorf("%s: no .linux or no .initrd section", out)
+	}
+	return &bench.UKI{
+		Build:     "mkbootimg uki --docker-root DISK/docker --image " + o.image + " --out FILE.efi --modules generic",
+		SizeBytes: fi.Size(), KernelBytes: kernel, InitrdBytes: initrd,
+		Ratio: float64(fi.Size()) / float64(kernel+initrd),
+	}, nil
 }
 
 // overlayCell is the stores.sh cell the overlay row boots: Docker's overlay2 driver on ext4.

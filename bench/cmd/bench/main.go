@@ -1,7 +1,8 @@
 // Command bench is `make bench`: dockerinit against Debian's initramfs-tools and dracut, in one
 // run on one machine, on the Docker image the QEMU tests boot, and against a floor (bench/floor:
 // a static C /init that does only what any initramfs must, compiled with gcc). It measures
-// initramfs size and build time, boot time under QEMU, toplayer.Apply against cp -a, snapshot
+// initramfs size and build time, the size of the image's UKI (mkbootimg uki) against its kernel
+// and initramfs apart, boot time under QEMU, toplayer.Apply against cp -a, snapshot
 // cost against image size, and the boot under load (a store of 200 images, an image 100 layers deep, a top layer of
 // 100,000 files, a disk that appears 20 s late), then writes bench/results/latest.{md,svg,json}
 // and the README's Performance section. It needs root (loop mounts, chroots) and network access
@@ -237,6 +238,19 @@ func run(ctx context.Context, o options) error {
 		res.Initrds = append(res.Initrds, g.Initrd)
 		if g.bootable {
 			bootable = append(bootable, g)
+		}
+	}
+	if o.only == "" {
+		logf("UKI: mkbootimg uki with the flags of %s", gens[0].Name)
+		res.UKI, err = oursUKI(ctx, o, filepath.Join(mnt, "docker"))
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			logf("UKI left out: %v", err)
+			note("the UKI is left out: %v", err)
+		default:
+			logf("UKI: %.2f MB, %.3f of its kernel and initramfs apart", float64(res.UKI.SizeBytes)/1e6, res.UKI.Ratio)
 		}
 	}
 	if err := unmountDisk(); err != nil {

@@ -60,17 +60,7 @@ func TestSecureBoot(t *testing.T) {
 		if _, err := v.waitFor(regexp.MustCompile(`Enrolling secure boot keys`), uefiTimeout); err != nil {
 			t.Fatalf("systemd-boot did not enroll the keys: %v", err)
 		}
-		started := regexp.MustCompile(`DITEST start `)
-		if _, err := v.waitFor(started, uefiTimeout+time.Minute); err != nil {
-			t.Fatalf("testinit never started after the enrollment: %v", err)
-		}
-		if _, err := v.waitFor(regexp.MustCompile(`DITEST finished`), uefiTimeout); err != nil {
-			t.Fatalf("testinit did not finish: %v", err)
-		}
-		if err := v.waitExit(poweroffTimeout); err != nil {
-			t.Error(err)
-		}
-		v.timings(t, started)
+		waitFirmwareTestinit(t, v, uefiTimeout+time.Minute) // the enrollment resets the machine first
 		f := facts(v.transcript())
 		checkImageBooted(t, f, "sample_image")
 		rep := bootReport(t, f)
@@ -98,12 +88,7 @@ func TestSecureBoot(t *testing.T) {
 			}
 			time.Sleep(time.Second)
 		}
-		if _, err := v.waitFor(regexp.MustCompile(`DITEST finished`), uefiTimeout); err != nil {
-			t.Fatalf("testinit did not finish: %v", err)
-		}
-		if err := v.waitExit(poweroffTimeout); err != nil {
-			t.Error(err)
-		}
+		waitFirmwareTestinit(t, v, uefiTimeout)
 		f := facts(v.transcript())
 		checkImageBooted(t, f, "other_image")
 		rep := bootReport(t, f)
@@ -195,12 +180,7 @@ func TestSecureBoot(t *testing.T) {
 		if _, err := v.waitFor(ignored, uefiTimeout); err != nil {
 			t.Fatalf("the initramfs did not say it ignored the edit: %v", err)
 		}
-		if _, err := v.waitFor(regexp.MustCompile(`DITEST finished`), uefiTimeout); err != nil {
-			t.Fatalf("testinit did not finish: %v", err)
-		}
-		if err := v.waitExit(poweroffTimeout); err != nil {
-			t.Error(err)
-		}
+		waitFirmwareTestinit(t, v, uefiTimeout)
 		rep := bootReport(t, facts(v.transcript()))
 		if !rep.CmdlineSealed || !slices.Contains(rep.Ignored, "init=/bin/sh") || rep.SecureBoot == "on" {
 			t.Errorf("boot.json: secure_boot %q, cmdline_sealed %v, ignored %q; want not on, true, init=/bin/sh among them", rep.SecureBoot, rep.CmdlineSealed, rep.Ignored)
@@ -312,17 +292,7 @@ func TestUKIBootManagers(t *testing.T) {
 			sealed := string(secs[".cmdline"])
 
 			v := startUEFI(t, "uki-"+string(b.kind), r, dir, disk)
-			started := regexp.MustCompile(`DITEST start `)
-			if _, err := v.waitFor(started, uefiTimeout); err != nil {
-				t.Fatalf("testinit never started: %v", err)
-			}
-			if _, err := v.waitFor(regexp.MustCompile(`DITEST finished`), uefiTimeout); err != nil {
-				t.Fatalf("testinit did not finish: %v", err)
-			}
-			if err := v.waitExit(poweroffTimeout); err != nil {
-				t.Error(err)
-			}
-			v.timings(t, started)
+			waitFirmwareTestinit(t, v, uefiTimeout)
 			f := facts(v.transcript())
 			checkImageBooted(t, f, "sample_image")
 			rep := bootReport(t, f)

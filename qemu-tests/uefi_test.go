@@ -68,8 +68,15 @@ func waitUEFITestinit(t *testing.T, v *vm, b uefiBoot) {
 	if _, err := v.waitFor(b.menu, uefiTimeout); err != nil {
 		t.Fatalf("%s never started the entry: %v", b.kind, err)
 	}
+	waitFirmwareTestinit(t, v, uefiTimeout)
+}
+
+// waitFirmwareTestinit follows a boot started by firmware to testinit's end and the power-off,
+// waiting up to within for testinit to start, and logs its timings.
+func waitFirmwareTestinit(t *testing.T, v *vm, within time.Duration) {
+	t.Helper()
 	started := regexp.MustCompile(`DITEST start `)
-	if _, err := v.waitFor(started, uefiTimeout); err != nil {
+	if _, err := v.waitFor(started, within); err != nil {
 		t.Fatalf("testinit never started: %v", err)
 	}
 	if _, err := v.waitFor(regexp.MustCompile(`DITEST finished`), uefiTimeout); err != nil {

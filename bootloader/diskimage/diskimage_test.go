@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/diskfs/go-diskfs/filesystem"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 
 	"github.com/dockerinit/dockerinit/bootloader"
@@ -261,15 +262,7 @@ func TestBuildSystemdBootCounting(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, err := diskfs.Open(out, diskfs.WithOpenMode(diskfs.ReadOnly))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
-			fs, err := d.GetFilesystem(1)
-			if err != nil {
-				t.Fatal(err)
-			}
+			fs := espOf(t, out)
 			conf, err := fs.ReadFile("loader/loader.conf")
 			if err != nil {
 				t.Fatal(err)
@@ -284,6 +277,21 @@ func TestBuildSystemdBootCounting(t *testing.T) {
 			}
 		})
 	}
+}
+
+// espOf opens the ESP of the disk image out, read-only, until the test ends.
+func espOf(t *testing.T, out string) filesystem.FileSystem {
+	t.Helper()
+	d, err := diskfs.Open(out, diskfs.WithOpenMode(diskfs.ReadOnly))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	fs, err := d.GetFilesystem(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs
 }
 
 // TestBuildUKI: a Secure Boot disk has the UKI in /EFI/Linux/, no entry files, the keys in
@@ -308,15 +316,7 @@ func TestBuildUKI(t *testing.T) {
 		EnrollKeys: true, Files: files, Timeout: 1, ESPSize: 64 << 20, DataImage: data}); err != nil {
 		t.Fatal(err)
 	}
-	d, err := diskfs.Open(out, diskfs.WithOpenMode(diskfs.ReadOnly))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	fs, err := d.GetFilesystem(1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fs := espOf(t, out)
 	conf, err := fs.ReadFile("loader/loader.conf")
 	if err != nil {
 		t.Fatal(err)

@@ -92,6 +92,21 @@ func addBuildFlags(fs *flag.FlagSet) *buildFlags {
 	return b
 }
 
+// scratchOptions is options with a new temporary folder, named for command, as the directory to
+// write to: for commands that put what they build elsewhere. remove deletes the folder.
+func (b *buildFlags) scratchOptions(command string) (o bootimage.Options, remove func(), err error) {
+	tmp, err := os.MkdirTemp("", "mkbootimg-"+command+"-")
+	if err != nil {
+		return o, nil, err
+	}
+	remove = func() { os.RemoveAll(tmp) }
+	if o, err = b.options(tmp); err != nil {
+		remove()
+		return o, nil, err
+	}
+	return o, remove, nil
+}
+
 // options turns the parsed flags into build options; out is the directory to write to.
 func (b *buildFlags) options(out string) (bootimage.Options, error) {
 	o := b.o

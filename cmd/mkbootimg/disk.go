@@ -116,22 +116,17 @@ func runDisk(args []string) error {
 		keys, *asUKI = &k, true
 	case (uf.keys != "" || uf.stub != "") && !*asUKI:
 		return errors.New("--keys and --stub make UKIs: add --uki (or --secure-boot)")
-	case uf.keys != "":
-		k, err := uki.OpenKeys(uf.keys)
-		if err != nil {
+	default:
+		if keys, err = uf.openKeys(); err != nil {
 			return err
 		}
-		keys = &k
 	}
-	tmp, err := os.MkdirTemp("", "mkbootimg-disk-")
+	o, remove, err := b.scratchOptions("disk")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	o, err := b.options(tmp)
-	if err != nil {
-		return err
-	}
+	defer remove()
+	tmp := o.Out
 	data, err := dataVolume(d, imageFlag)
 	if err != nil {
 		return err

@@ -10,7 +10,6 @@ import (
 	"github.com/dockerinit/dockerinit/bootimage"
 	"github.com/dockerinit/dockerinit/bootloader"
 	"github.com/dockerinit/dockerinit/internal/atomicfile"
-	"github.com/dockerinit/dockerinit/uki"
 )
 
 func init() {
@@ -109,23 +108,16 @@ func installUKI(b *buildFlags, ef *entryFlags, in *installFlags, uf ukiFlags) er
 	if fi, err := os.Stat(in.esp); err != nil || !fi.IsDir() {
 		return fmt.Errorf("--esp %s: no such folder: give the mounted EFI system partition", in.esp)
 	}
-	var keys *uki.Keys
-	if uf.keys != "" {
-		k, err := uki.OpenKeys(uf.keys)
-		if err != nil {
-			return err
-		}
-		keys = &k
-	}
-	tmp, err := os.MkdirTemp("", "mkbootimg-install-")
+	keys, err := uf.openKeys()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	o, err := b.options(tmp)
+	o, remove, err := b.scratchOptions("install")
 	if err != nil {
 		return err
 	}
+	defer remove()
+	tmp := o.Out
 	m, err := ef.newMenu(o)
 	if err != nil {
 		return err

@@ -46,6 +46,18 @@ type ukiFlags struct {
 	keys, stub string
 }
 
+// openKeys opens --keys' folder; nil when --keys was not given.
+func (f ukiFlags) openKeys() (*uki.Keys, error) {
+	if f.keys == "" {
+		return nil, nil
+	}
+	k, err := uki.OpenKeys(f.keys)
+	if err != nil {
+		return nil, err
+	}
+	return &k, nil
+}
+
 func addUKIFlags(f *ukiFlags, fs *flag.FlagSet) {
 	fs.StringVar(&f.keys, "keys", "", "folder with the Secure Boot keys (mkbootimg keys --out DIR): the UKI is signed with its db.key and db.crt")
 	fs.StringVar(&f.stub, "stub", "", "systemd's EFI stub to build the UKI on (default "+uki.DefaultStub+", from Debian's systemd-boot-efi)")
@@ -64,22 +76,14 @@ func runUKI(args []string) error {
 	if *out == "" {
 		return errors.New("--out is required: the UKI file to write, e.g. ESP/EFI/Linux/IMAGE.efi")
 	}
-	tmp, err := os.MkdirTemp("", "mkbootimg-uki-")
+	o, remove, err := b.scratchOptions("uki")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	o, err := b.options(tmp)
+	defer remove()
+	keys, err := uf.openKeys()
 	if err != nil {
 		return err
-	}
-	var keys *uki.Keys
-	if uf.keys != "" {
-		k, err := uki.OpenKeys(uf.keys)
-		if err != nil {
-			return err
-		}
-		keys = &k
 	}
 	r, err := buildUKI(o, ukiLine(o, *appendArgs), "", uf.stub, keys, *out)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dockerinit/dockerinit/internal/testenv"
 	"github.com/dockerinit/dockerinit/status"
+	"github.com/dockerinit/dockerinit/uki"
 )
 
 // TestUpdatePinsAgainstPrune runs `mkbootimg update` and `rollback` as in a booted system whose
@@ -138,4 +139,35 @@ func updatePins(t *testing.T, work, top string) {
 		t.Fatalf("docker image prune -a: %v: %s", err, out)
 	}
 	survives("a second prune -a", sample, other)
+
+	// Under Secure Boot: update --uki writes signed UKIs, the counted list sealed in the new
+	// default's, the running image's its own.
+	keys, esp := filepath.Join(work, "keys"), filepath.Join(work, "esp")
+	mkbootimg := filepath.Join(rigTemp, "bin", "mkbootimg")
+	runOrFatal(t, mkbootimg, "keys", "--out", keys)
+	if err := os.Mkdir(esp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"update", "--booted", booted, "--uki", "--keys", keys, "--bootloader", "systemd-boot", "--esp", esp,
+		"--store", filepath.Join(top, "docker"), "--modules", "none", "--no-pin", "sample_image"}
+	if got, err := exec.Command(mkbootimg, args...).CombinedOutput(); err != nil {
+		t.Fatalf("mkbootimg %s: %v\n%s", strings.Join(args, " "), err, got)
+	}
+	for name, want := range map[string]string{
+		"dockerinit-sample_image-latest.efi": " docker_image=sample_image,other_image dockerinit.tries=3",
+		"dockerinit-other_image-latest.efi":  " docker_image=other_image",
+	} {
+		p := filepath.Join(esp, "EFI", "Linux", name)
+		if err := uki.Verify(p, filepath.Join(keys, "db.crt")); err != nil {
+			t.Error(err)
+			continue
+		}
+		secs, err := uki.Sections(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line := string(secs[".cmdline"]); !strings.HasSuffix(line, want) {
+			t.Errorf("%s seals %q, want it to end in %q", name, line, want)
+		}
+	}
 }

@@ -58,6 +58,8 @@ Flags:
 // for the kernel and initramfs.
 type installFlags struct {
 	esp, config, out string
+	uki              bool // UKIs in ESP/EFI/Linux/ instead of kernel + initramfs
+	ukiFlags
 }
 
 func addInstallFlags(fs *flag.FlagSet) *installFlags {
@@ -65,6 +67,8 @@ func addInstallFlags(fs *flag.FlagSet) *installFlags {
 	fs.StringVar(&f.esp, "esp", "", "the mounted EFI system partition (refind, systemd-boot), e.g. /boot/efi")
 	fs.StringVar(&f.config, "bootloader-config", "", "the file to add the entry to: refind.conf (default: found under --esp), custom.cfg (grub; default /boot/grub/custom.cfg)")
 	fs.StringVar(&f.out, "out", "", "directory to write vmlinuz and initramfs.img to (refind, grub, refind-linux; systemd-boot uses ESP/dockerinit/IMAGE)")
+	fs.BoolVar(&f.uki, "uki", false, "install one UKI (mkbootimg uki) per image as ESP/EFI/Linux/dockerinit-IMAGE.efi instead of kernel + initramfs: systemd-boot lists them by itself, GRUB and rEFInd get entries that start them (--keys signs them)")
+	addUKIFlags(&f.ukiFlags, fs)
 	return f
 }
 
@@ -73,17 +77,8 @@ func runInstall(args []string) error {
 	b := addBuildFlags(fs)
 	ef := addEntryFlags(fs, true)
 	in := addInstallFlags(fs)
-	asUKI := fs.Bool("uki", false, "install one UKI (mkbootimg uki) per image as ESP/EFI/Linux/dockerinit-IMAGE.efi instead of kernel + initramfs: systemd-boot lists them by itself, GRUB and rEFInd get entries that start them (--keys signs them)")
-	var uf ukiFlags
-	addUKIFlags(&uf, fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err
-	}
-	if *asUKI {
-		return installUKI(b, ef, in, uf)
-	}
-	if uf.keys != "" || uf.stub != "" {
-		return errors.New("--keys and --stub make a UKI: add --uki")
 	}
 	o, err := b.options(in.out)
 	if err != nil {
@@ -94,7 +89,7 @@ func runInstall(args []string) error {
 
 // installUKI writes one UKI per entry of the menu to ESP/EFI/Linux/: systemd-boot lists them
 // there by itself; GRUB and rEFInd get an entry each that starts one.
-func installUKI(b *buildFlags, ef *entryFlags, in *installFlags, uf ukiFlags) error {
+func installUKI(o bootimage.Options, ef *entryFlags, in *installFlags) error {
 	switch {
 	case in.esp == "":
 		return errors.New("--esp is required: the mounted EFI system partition, where the UKIs go (ESP/EFI/Linux/), e.g. /boot/efi")
@@ -108,16 +103,16 @@ func installUKI(b *buildFlags, ef *entryFlags, in *installFlags, uf ukiFlags) er
 	if fi, err := os.Stat(in.esp); err != nil || !fi.IsDir() {
 		return fmt.Errorf("--esp %s: no such folder: give the mounted EFI system partition", in.esp)
 	}
-	keys, err := uf.openKeys()
+	keys, err := in.openKeys()
 	if err != nil {
 		return err
 	}
-	o, remove, err := b.scratchOptions("install")
+	tmp, err := os.MkdirTemp("", "mkbootimg-install-")
 	if err != nil {
 		return err
 	}
-	defer remove()
-	tmp := o.Out
+	defer os.RemoveAll(tmp)
+	o.Out = tmp // each UKI's build, before it goes to the ESP
 	m, err := ef.newMenu(o)
 	if err != nil {
 		return err
@@ -136,7 +131,7 @@ func installUKI(b *buildFlags, ef *entryFlags, in *installFlags, uf ukiFlags) er
 	if err := atomicfile.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	made, err := menuUKIs(o, m, uf.stub, keys, dir, tmp)
+	made, err := menuUKIs(o, m, in.stub, keys, dir, tmp)
 	if err != nil {
 		return err
 	}
@@ -165,8 +160,15 @@ func installUKI(b *buildFlags, ef *entryFlags, in *installFlags, uf ukiFlags) er
 	return nil
 }
 
-// install builds the kernel and initramfs of o.Image and writes the entries of the menu ef makes.
+// install builds the kernel and initramfs of o.Image, or its UKIs (--uki), and writes the
+// entries of the menu ef makes.
 func install(o bootimage.Options, ef *entryFlags, in *installFlags) error {
+	if in.uki {
+		return installUKI(o, ef, in)
+	}
+	if in.keys != "" || in.stub != "" {
+		return errors.New("--keys and --stub make UKIs: add --uki")
+	}
 	m, err := ef.newMenu(o)
 	if err != nil {
 		return err

@@ -167,7 +167,7 @@ func TestRunUKI(t *testing.T) {
 			{[]string{"--uki", "--bootloader", "grub", "--esp", esp, "--out", esp}, "--out: UKIs go to ESP/EFI/Linux/"},
 			{[]string{"--uki", "--bootloader", "systemd-boot"}, "--esp is required"},
 			{[]string{"--uki", "--bootloader", "systemd-boot", "--esp", esp, "--also", "desktop:old", "--tries", "2", "--systemd-boot-counting"}, "a UKI is counted by dockerinit (--tries)"},
-			{[]string{"--bootloader", "systemd-boot", "--esp", esp, "--keys", esp}, "--keys and --stub make a UKI: add --uki"},
+			{[]string{"--bootloader", "systemd-boot", "--esp", esp, "--keys", esp}, "--keys and --stub make UKIs: add --uki"},
 			{[]string{"--uki", "--bootloader", "systemd-boot", "--esp", esp, "--keys", filepath.Join(esp, "none")}, "mkbootimg keys --out"},
 		} {
 			if _, err := capture(t, func() error { return runInstall(append(tc.args, base...)) }); err == nil || !strings.Contains(err.Error(), tc.want) {

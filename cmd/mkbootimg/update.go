@@ -33,7 +33,9 @@ entry so that it boots REF, counted, and falls back to the running image (by its
 has moved to REF since it booted) when REF does not come up N times. It pins both images against
 the store's clean-up (mkbootimg pins), and gives REF a fresh count in the boot counting record.
 Every step is idempotent: run it again after an interruption. The flags are install's; --image
-and --also come from the plan. See the README, "Updating and rolling back".
+and --also come from the plan. With --uki (and --keys), the images' UKIs instead, as mkbootimg
+install --uki writes them: under Secure Boot the counted list is sealed in the first, and the
+fallback has its own. See the README, "Updating and rolling back".
 
 Flags:
 `

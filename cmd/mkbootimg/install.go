@@ -121,15 +121,23 @@ func installUKI(o bootimage.Options, ef *entryFlags, in *installFlags) error {
 	if m.kind == bootloader.GRUB && t.Config == "" {
 		t.Config = "/boot/grub/custom.cfg"
 	}
-	if m.kind != bootloader.SystemdBoot {
-		// Check the target before building, so that a wrong --esp costs nothing.
-		if _, err := t.Path(bootloader.Entry{ID: "dockerinit-check"}); err != nil {
-			return err
-		}
-	}
 	dir := filepath.Join(in.esp, "EFI", "Linux")
 	if err := atomicfile.MkdirAll(dir, 0o755); err != nil {
 		return err
+	}
+	var (
+		vol   bootloader.Volume
+		onVol string
+	)
+	if m.kind != bootloader.SystemdBoot {
+		// Check the target and find the ESP's volume before building, so that a wrong --esp or
+		// --volume costs nothing.
+		if _, err := t.Path(bootloader.Entry{ID: "dockerinit-check"}); err != nil {
+			return err
+		}
+		if vol, onVol, err = locateBootDir(m.kind, dir, ef.volume); err != nil {
+			return err
+		}
 	}
 	made, err := menuUKIs(o, m, in.stub, keys, dir, tmp)
 	if err != nil {
@@ -143,10 +151,6 @@ func installUKI(o bootimage.Options, ef *entryFlags, in *installFlags) error {
 	}
 	if m.kind == bootloader.SystemdBoot {
 		return nil
-	}
-	vol, onVol, err := locateBootDir(m.kind, dir, ef.volume)
-	if err != nil {
-		return err
 	}
 	var entries []bootloader.Entry
 	for _, r := range made {

@@ -103,9 +103,10 @@ install-hooks:
 	@for g in $(GENERATORS); do case $$g in \
 	initramfs-tools) \
 		install -D -m 0755 hooks/initramfs-tools/hooks/dockerinit $(DESTDIR)/etc/initramfs-tools/hooks/dockerinit && \
-		install -D -m 0755 hooks/initramfs-tools/scripts/local-premount/dockerinit $(DESTDIR)/etc/initramfs-tools/scripts/local-premount/dockerinit ;; \
+		install -D -m 0755 hooks/initramfs-tools/scripts/local-premount/dockerinit $(DESTDIR)/etc/initramfs-tools/scripts/local-premount/dockerinit && \
+		install -D -m 0755 hooks/initramfs-tools/scripts/local-bottom/dockerinit $(DESTDIR)/etc/initramfs-tools/scripts/local-bottom/dockerinit ;; \
 	dracut) \
-		install -D -m 0755 -t $(DESTDIR)/usr/lib/dracut/modules.d/90dockerinit hooks/dracut/90dockerinit/module-setup.sh hooks/dracut/90dockerinit/dockerinit-prepare.sh ;; \
+		install -D -m 0755 -t $(DESTDIR)/usr/lib/dracut/modules.d/90dockerinit hooks/dracut/90dockerinit/module-setup.sh hooks/dracut/90dockerinit/dockerinit-prepare.sh hooks/dracut/90dockerinit/dockerinit-mount-root.sh ;; \
 	mkinitcpio) \
 		install -D -m 0644 hooks/mkinitcpio/install/dockerinit $(DESTDIR)/etc/initcpio/install/dockerinit && \
 		install -D -m 0644 hooks/mkinitcpio/hooks/dockerinit $(DESTDIR)/etc/initcpio/hooks/dockerinit ;; \

@@ -81,6 +81,8 @@ type Sequence struct {
 	links   chan scanned // the /dev/disk links being made, nil when none are
 	devkmsg string       // printk_devkmsg as the kernel had it, restored before the switch
 
+	removing chan struct{} // closed when the previous overlay rw layers are deleted
+
 	modules    *kmod.Loader
 	stopWatch  context.CancelFunc // ends the uevent watch that loads modules for new devices
 	watchErr   chan error

@@ -53,7 +53,12 @@ func (s *Sequence) mountOverlay(rw string) error {
 	if err := syncDir(filepath.Dir(rw)); err != nil {
 		return err
 	}
-	go removeOldRWDirs(s.log, rw)
+	removing := make(chan struct{})
+	s.removing = removing
+	go func() {
+		defer close(removing)
+		removeOldRWDirs(s.log, rw)
+	}()
 
 	opts, err := OverlayOptions(s.img.Root.Layers, filepath.Join(rw, upperDir), filepath.Join(rw, workDir))
 	if err != nil {

@@ -87,7 +87,9 @@ func (s *Sequence) makeRWLayer() error {
 	}
 	if s.img.Root.Kind == imagestore.Overlay {
 		if s.opts.Mode == Prepare {
-			return fmt.Errorf("image %s is kept in layers that boot as an overlay (%s), which the initramfs-tools, dracut and mkinitcpio hooks cannot mount as their root (they mount root= with subvol=); boot it with dockerinit's own initramfs (mkbootimg)", s.p.Image, s.store.Kind())
+			if err := s.checkPreparedOverlay(); err != nil {
+				return err
+			}
 		}
 		return s.mountOverlay(rw)
 	}

@@ -81,5 +81,3 @@ func (s *Sequence) topLayerMissing(err error) error {
 	s.log.Warnf("%v; booting without the top layer (set toplayer required = true to stop instead)", err)
 	return nil
 }
-
-func (s *Sequence) releaseTopLevel() error { return s.unmount(topLevelDir) }

@@ -23,21 +23,24 @@ const (
 
 // Params is everything dockerinit needs to boot, merged and validated.
 type Params struct {
-	Image      string   // image reference to boot, never empty after Resolve: the first of Images
-	Images     []string // docker_image=new,good: the images to try in order; one for a plain boot
-	Tries      int      // boot counting: tries an image gets before the next boots; 0: none
-	Root       Mount    // the file system holding the store; Flags are rootflags without subvol= and subvolid=
-	RWLayer    string   // the rw layer (subvol= of rootflags), relative to the file system's top (btrfs: its top level)
-	ReadOnly   bool     // "ro" given (default rw)
-	DockerPath string   // the image store's folder relative to the file system's top, cleaned, no leading '/'
-	Namespace  string   // containerd namespace of the image, for containerd stores
-	TopLayer   TopLayer // Path empty = no top layer
-	Init       string   // absolute path of init inside the new root
-	InitArgs   []string // command line words after a lone "--", for init
-	Timeout    time.Duration
-	Rescue     bool
-	Debug      bool
-	Warnings   []string // non-fatal oddities worth logging
+	Image   string   // image reference to boot, never empty after Resolve: the first of Images
+	Images  []string // docker_image=new,good: the images to try in order; one for a plain boot
+	Tries   int      // boot counting: tries an image gets before the next boots; 0: none
+	Root    Mount    // the file system holding the store; Flags are rootflags without subvol= and subvolid=
+	RWLayer string   // the rw layer (subvol= of rootflags), relative to the file system's top (btrfs: its top level)
+	// RWLayerInRootflags: the kernel command line's rootflags= names the rw layer (subvol=), so
+	// another initramfs that mounts root= itself passes subvol= on to the file system.
+	RWLayerInRootflags bool
+	ReadOnly           bool     // "ro" given (default rw)
+	DockerPath         string   // the image store's folder relative to the file system's top, cleaned, no leading '/'
+	Namespace          string   // containerd namespace of the image, for containerd stores
+	TopLayer           TopLayer // Path empty = no top layer
+	Init               string   // absolute path of init inside the new root
+	InitArgs           []string // command line words after a lone "--", for init
+	Timeout            time.Duration
+	Rescue             bool
+	Debug              bool
+	Warnings           []string // non-fatal oddities worth logging
 }
 
 // Mount is a file system to mount.
@@ -131,6 +134,7 @@ func Resolve(cfg Config, legacyImage string, cmdline string) (Params, error) {
 			"name the rw layer with letters, digits, '_', '-', '.' and '/' only, e.g. docker_rwlayer")
 	} else {
 		p.RWLayer = r.relPath(rw, "the rw layer", rwFix)
+		p.RWLayerInRootflags = rw.source == fromCmdline && rw.key == "rootflags=subvol"
 	}
 
 	docker := r.pick("docker_path", "root.docker_path", cfg.Root.DockerPath)

@@ -78,14 +78,14 @@ run_hook
 		want     []string
 	}{
 		{"tutorial command line", []string{"docker_path=docker", "root=LABEL=linux"}, 0,
-			[]string{"modprobe -q btrfs", "dockerinit prepare", "default_mount_handler /new_root"}},
+			[]string{"modprobe -q btrfs", "modprobe -q overlay", "dockerinit prepare", "default_mount_handler /new_root", "dockerinit mount-root /new_root"}},
 		{"docker_image only", []string{"docker_image=desktop"}, 0,
-			[]string{"modprobe -q btrfs", "dockerinit prepare", "default_mount_handler /new_root"}},
+			[]string{"modprobe -q btrfs", "modprobe -q overlay", "dockerinit prepare", "default_mount_handler /new_root", "dockerinit mount-root /new_root"}},
 		{"not a dockerinit boot", []string{"root=LABEL=linux"}, 0,
 			[]string{"default_mount_handler /new_root"}},
 		{"prepare fails: shell, then retry", []string{"docker_path=docker"}, 1,
-			[]string{"modprobe -q btrfs", "dockerinit prepare", "err dockerinit prepare failed (the reason is above): fix the kernel command line or /etc/dockerinit.toml; exit this shell to try again",
-				"launch_interactive_shell", "dockerinit prepare", "default_mount_handler /new_root"}},
+			[]string{"modprobe -q btrfs", "modprobe -q overlay", "dockerinit prepare", "err dockerinit prepare failed (the reason is above): fix the kernel command line or /etc/dockerinit.toml; exit this shell to try again",
+				"launch_interactive_shell", "dockerinit prepare", "default_mount_handler /new_root", "dockerinit mount-root /new_root"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := runStubbed(t, sh, stubs, script, tc.env, tc.failures)
@@ -111,7 +111,7 @@ add_runscript() { log "add_runscript"; }`
 	got := runStubbed(t, bash, stubs, `. "`+hook+`"
 build
 help | grep -q 'docker_path=docker' && log "help names the tutorial's parameters"`, nil, 0)
-	want := []string{"add_binary dockerinit /usr/bin/dockerinit", "add_module btrfs"}
+	want := []string{"add_binary dockerinit /usr/bin/dockerinit", "add_module btrfs", "add_module overlay"}
 	for _, f := range []string{"/etc/dockerinit.toml", "/etc/docker-btrfs.json"} {
 		if _, err := os.Stat(f); err == nil { // the hook copies the machine's configuration
 			want = append(want, "add_file "+f)
@@ -131,14 +131,7 @@ func TestDracutPreMountHook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stubs := `modprobe() { log "modprobe $*"; }
-die() { log "die $*"; }
-getarg() {
-	for a in $CMDLINE; do
-		case $a in "$1"*) echo "${a#"$1"}"; return 0 ;; esac
-	done
-	return 1
-}`
+	stubs := `modprobe() { log "modprobe $*"; }` + dracutLib
 	for _, tc := range []struct {
 		name     string
 		cmdline  string
@@ -146,15 +139,52 @@ getarg() {
 		want     []string
 	}{
 		{"tutorial command line", "root=LABEL=linux rootflags=subvol=docker_rwlayer rw docker_path=docker toplayer=LABEL=linux toplayer_path=boot_docker", 0,
-			[]string{"modprobe -q btrfs", "dockerinit prepare"}},
+			[]string{"modprobe -q btrfs", "modprobe -q overlay", "dockerinit prepare"}},
 		{"docker_image only", "root=LABEL=linux docker_image=desktop", 0,
-			[]string{"modprobe -q btrfs", "dockerinit prepare"}},
+			[]string{"modprobe -q btrfs", "modprobe -q overlay", "dockerinit prepare"}},
 		{"not a dockerinit boot", "root=LABEL=linux rootflags=subvol=@", 0, []string{""}},
 		{"prepare fails", "docker_path=docker", 1,
-			[]string{"modprobe -q btrfs", "dockerinit prepare", "die dockerinit prepare failed (the reason is above): fix the kernel command line or /etc/dockerinit.toml"}},
+			[]string{"modprobe -q btrfs", "modprobe -q overlay", "dockerinit prepare", "die dockerinit prepare failed (the reason is above): fix the kernel command line or /etc/dockerinit.toml"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := runStubbed(t, sh, stubs, `. "`+hook+`"`, []string{"CMDLINE=" + tc.cmdline}, tc.failures)
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("calls:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
+			}
+		})
+	}
+}
+
+// dracutLib stubs dracut-lib's getarg (over CMDLINE) and die.
+const dracutLib = `
+die() { log "die $*"; }
+getarg() {
+	for a in $CMDLINE; do
+		case $a in "$1"*) echo "${a#"$1"}"; return 0 ;; esac
+	done
+	return 1
+}`
+
+// TestDracutPrePivotHook sources the pre-pivot hook as dracut does, root= mounted on $NEWROOT.
+func TestDracutPrePivotHook(t *testing.T) {
+	sh := requireShell(t, "sh")
+	hook, err := filepath.Abs("dracut/90dockerinit/dockerinit-mount-root.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		cmdline  string
+		failures int
+		want     []string
+	}{
+		{"overlay store", "root=LABEL=linux rw docker_path=var/lib/docker", 0, []string{"dockerinit mount-root /sysroot"}},
+		{"not a dockerinit boot", "root=LABEL=linux", 0, []string{""}},
+		{"mount-root fails", "docker_image=desktop", 1,
+			[]string{"dockerinit mount-root /sysroot", "die dockerinit mount-root failed (the reason is above)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := runStubbed(t, sh, dracutLib, `. "`+hook+`"`, []string{"CMDLINE=" + tc.cmdline, "NEWROOT=/sysroot"}, tc.failures)
 			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
 				t.Errorf("calls:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
 			}

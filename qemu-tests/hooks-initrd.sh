@@ -83,8 +83,13 @@ kver=$(ls "$root/lib/modules")
 # What a user does: install the binary and the hooks, write the configuration, build.
 install -D -m 0755 "$dockerinit" "$root/usr/local/sbin/dockerinit"
 make -s -C "$repo" install-hooks DESTDIR="$root" GENERATORS="$gen" >&2
+# rwlayer: an overlay store's boot names it here, not in rootflags= (which the generator passes
+# to mount root=); the btrfs boots' rootflags=subvol= wins over it.
 cat >"$root/etc/dockerinit.toml" <<'EOF'
 image = "sample_image"
+
+[root]
+rwlayer = "docker_rwlayer"
 EOF
 api
 rm -f "$root/boot/initrd.img-$kver"

@@ -76,6 +76,46 @@ func TestDistributionInitramfs(t *testing.T) {
 		})
 	}
 	t.Run("Docker store unchanged", func(t *testing.T) { checkStoreUnchanged(t, r) })
+
+	// An overlay store through the same initramfs images: root= is ext4, so rootflags= has no
+	// subvol= (the generator passes it to ext4) and the rw layer is named in dockerinit.toml, as
+	// the README says; prepare mounts the overlay, and the hook lays it over the mounted root=.
+	const cell = "docker-overlay2-ext4"
+	disk := storeDisk(t, r, cell)
+	for _, gen := range generators {
+		t.Run(gen+" on "+cell, func(t *testing.T) {
+			boot := withDisk(t, r, disk)
+			boot.boot = t.TempDir()
+			for src, dst := range map[string]string{filepath.Join(r.boot, "vmlinuz"): "vmlinuz", initrds[gen]: "initramfs.img"} {
+				if err := os.Symlink(src, filepath.Join(boot.boot, dst)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cmdline := strings.NewReplacer("rootflags=subvol=docker_rwlayer ", "", "docker_path=docker", "docker_path=var/lib/docker").Replace(baseCmdline)
+			v := startVM(t, "hooks-"+gen+"-"+cell, boot, cmdline+" "+testinit)
+			f := runTestinit(t, v)
+			if !seen(v, `dockerinit: the image's overlay is the new root at /`) {
+				t.Error("no `dockerinit: the image's overlay is the new root at ...` on the console: the hook did not run dockerinit mount-root")
+			}
+			t.Run("init ran on the overlay", func(t *testing.T) {
+				expectFact(t, f, "image", "sample_image")
+				mounts := f["rootmount"]
+				// The generator's own mount of root= stays behind in its initramfs: not listed.
+				if len(mounts) != 1 {
+					t.Fatalf("lines for / in /proc/mounts: %q, want exactly one", mounts)
+				}
+				fields := strings.Fields(mounts[0])
+				if len(fields) < 4 || fields[2] != "overlay" || !strings.Contains(","+fields[3]+",", ",upperdir=/mnt/top/docker_rwlayer/upper,") ||
+					!strings.HasPrefix(fields[3], "rw,") {
+					t.Errorf("root mount %q, want overlay, rw, upperdir=/mnt/top/docker_rwlayer/upper", mounts)
+				}
+			})
+			checkTopLayer(t, f)
+			expectFact(t, f, "previous", "absent")
+			expectFact(t, f, "written", "ok")
+		})
+	}
+	t.Run(cell+" store unchanged", func(t *testing.T) { checkStoreCellUnchanged(t, r, cell, disk) })
 }
 
 // requireHost skips the test outside CI and fails it in CI, where nothing may be skipped.

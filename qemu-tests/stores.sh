@@ -18,11 +18,15 @@
 #                                starts itself: root /var/lib/docker/containerd/daemon; on ext4
 #   podman-overlay               bookworm's podman, overlay driver, /var/lib/containers/storage; ext4
 #   podman-btrfs                 the same, btrfs driver, on btrfs
-#   containerd-overlayfs         bookworm's containerd, `ctr -n moby images import`, overlayfs; ext4
+#   containerd-overlayfs         bookworm's containerd, `ctr -n moby images import`, overlayfs; ext4;
+#                                also two multi-platform images made by bookworm's podman (below)
 # Every store holds the same three images, loaded from one `docker save` tarball: debian-base (the
 # tarball fixture.sh makes, docker import), sample_image (FROM debian-base + the test image's files,
 # not the dockerinit binary: tests put that into the top layer) and other_image (FROM sample_image).
-# Every disk also holds the top layer folder boot_docker/, made as fixture.sh makes it.
+# Every disk also holds the top layer folder boot_docker/, made as fixture.sh makes it. The
+# containerd cell also holds multi_image, an OCI index of other_image (linux/amd64) and a small
+# linux/arm64 image, imported as containerd imports by default (the host's platform only), and
+# arm_list, an index with only that linux/arm64 image (imported without unpacking, as it cannot be).
 #
 # Needs root. Caches in $DOCKERINIT_CACHE (default /var/cache/dockerinit-tests): the images tarball,
 # the trixie tree and a zstd copy of every finished disk, all keyed by what made them.
@@ -455,13 +459,52 @@ cell_containerd() {
 		die "ctr images import failed (log above)"
 	}
 	log "ctr import: $((SECONDS - t)) s"
+	multiplatform_archives "$run/mp"
+	"$CTR" -a "$sock" -n moby images import --snapshotter overlayfs --base-name docker.io/library/multi_image \
+		"$run/mp/multi.tar" >>"$out/tool.log" 2>&1 || {
+		tail -n 20 "$out/tool.log" >&2
+		die "ctr images import of multi_image failed (log above)"
+	}
+	"$CTR" -a "$sock" -n moby images import --no-unpack --base-name docker.io/library/arm_list \
+		"$run/mp/arm.tar" >>"$out/tool.log" 2>&1 || {
+		tail -n 20 "$out/tool.log" >&2
+		die "ctr images import of arm_list failed (log above)"
+	}
 	"$CTR" -a "$sock" -n moby images ls >&2
 	local n
 	n=$("$CTR" -a "$sock" -n moby snapshots --snapshotter overlayfs ls | tail -n +2 | grep -c Committed || true)
-	# One a layer: debian-base's, sample_image's two COPYs, other_image's COPY.
+	# One a layer: debian-base's, sample_image's two COPYs, other_image's COPY; multi_image's
+	# linux/amd64 image is other_image, its layers the same snapshots.
 	[ "$n" = 4 ] || die "ctr import left $n committed overlayfs snapshots, want 4 (the images unpacked)"
 	log "ctr: $n committed overlayfs snapshots"
 	stop_containerd
+}
+
+# multiplatform_archives writes, with podman in a throwaway store, $1/multi.tar (OCI archive of an
+# index: other_image from the images tarball for linux/amd64, and a one-file linux/arm64 image
+# built FROM scratch, which needs no emulator) and $1/arm.tar (an index of the arm64 image alone).
+multiplatform_archives() {
+	local dir=$1 t=$SECONDS
+	mkdir -p "$dir/ctx" "$dir/tmp"
+	echo "an arm64 image" >"$dir/ctx/hello"
+	printf '%s\n' 'FROM scratch' 'COPY hello /hello' >"$dir/ctx/Containerfile"
+	: >"$dir/containers.conf"
+	pm() {
+		CONTAINERS_CONF=$dir/containers.conf TMPDIR=$dir/tmp "$PODMAN" --root "$dir/root" --runroot "$dir/runroot" \
+			--storage-driver vfs --cgroup-manager cgroupfs --events-backend none "$@" >>"$out/tool.log" 2>&1 || {
+			tail -n 20 "$out/tool.log" >&2
+			die "podman $1 failed (log above)"
+		}
+	}
+	pm build --platform linux/arm64 -t arm_only "$dir/ctx"
+	pm manifest create multi_image
+	pm manifest add multi_image "docker-archive:$images:other_image:latest"
+	pm manifest add multi_image containers-storage:localhost/arm_only
+	pm manifest push --all --format oci multi_image "oci-archive:$dir/multi.tar:latest"
+	pm manifest create arm_list
+	pm manifest add arm_list containers-storage:localhost/arm_only
+	pm manifest push --all --format oci arm_list "oci-archive:$dir/arm.tar:latest"
+	log "podman ($("$PODMAN" --version)): multi-platform archives in $((SECONDS - t)) s"
 }
 
 # tool_versions prints the versions of the tools CELL's store is written by.
@@ -470,7 +513,7 @@ tool_versions() {
 	docker-overlay2-*) "$DOCKERD" --version ;;
 	docker-containerd-*) cat "${trixie%.tar.zst}.versions" ;; # what debootstrap got, noted when it ran
 	podman-*) "$PODMAN" --version ;;
-	containerd-*) "$CONTAINERD" --version && "$CTR" --version ;;
+	containerd-*) "$CONTAINERD" --version && "$CTR" --version && "$PODMAN" --version ;;
 	esac
 }
 

@@ -1,6 +1,7 @@
 package qemutests
 
 import (
+	"cmp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,9 @@ var storeCells = []struct {
 	// damage, when set, is a file of the store (relative to the disk's top) that a last boot
 	// finds cut to half its size: the boot must stop naming it, at the rescue prompt.
 	damage string
+	// second is the image of the second boot (docker_image=), other_image's content: default
+	// other_image itself. foreign names an image the store holds for another platform only.
+	second, foreign string
 }{
 	{cell: "docker-overlay2-ext4", fstype: "ext4", dockerPath: "var/lib/docker", rootKind: "overlayfs",
 		damage: "var/lib/docker/image/overlay2/repositories.json"},
@@ -28,7 +32,9 @@ var storeCells = []struct {
 		damage: "var/lib/containers/storage/overlay-images/images.json"},
 	{cell: "podman-btrfs", fstype: "btrfs", dockerPath: "var/lib/containers/storage", rootKind: "btrfs snapshot"},
 	{cell: "containerd-overlayfs", fstype: "ext4", dockerPath: "var/lib/containerd", rootKind: "overlayfs",
-		damage: "var/lib/containerd/io.containerd.metadata.v1.bolt/meta.db"},
+		damage: "var/lib/containerd/io.containerd.metadata.v1.bolt/meta.db",
+		// podman's multi-platform index of other_image (linux/amd64) and an arm64 image.
+		second: "multi_image", foreign: "arm_list"},
 }
 
 // TestStores boots each store cell's disk twice: sample_image with its top layer, then, with
@@ -38,12 +44,7 @@ func TestStores(t *testing.T) {
 	r := requireRig(t)
 	for _, c := range storeCells {
 		t.Run(c.cell, func(t *testing.T) {
-			fixture := filepath.Join(r.fixture, "stores", c.cell)
-			runLogged(t, "bash", filepath.Join(r.repo, "qemu-tests", "stores.sh"), c.cell, fixture)
-			dir := t.TempDir()
-			disk := filepath.Join(dir, "disk.img") // stores.sh lists the store of dir/disk.img
-			runOrFatal(t, "cp", "--sparse=always", filepath.Join(fixture, "disk.img"), disk)
-
+			disk := storeDisk(t, r, c.cell)
 			sr := withDisk(t, r, disk)
 			sr.boot = t.TempDir()
 			out := mkbootimgFromStore(t, r, disk, c.fstype, c.dockerPath, sr.boot)
@@ -57,20 +58,28 @@ func TestStores(t *testing.T) {
 			checkTopLayer(t, f)
 			expectFact(t, f, "previous", "absent")
 
-			f = runTestinit(t, startVM(t, c.cell+"-other_image", sr, cmdline+" docker_image=other_image"))
-			checkBootedFrom(t, f, "other_image", c.rootKind)
-			expectFact(t, f, "previous", "absent") // the first boot's file is gone: a fresh root
+			second := cmp.Or(c.second, "other_image")
+			f = runTestinit(t, startVM(t, c.cell+"-"+second, sr, cmdline+" docker_image="+second))
+			checkBootedFrom(t, f, "other_image", c.rootKind) // a multi-platform image's linux/amd64 one
+			expectFact(t, f, "previous", "absent")           // the first boot's file is gone: a fresh root
 			expectFact(t, f, "hostname", "dockerinit-top")
 
-			before, err := os.ReadFile(filepath.Join(fixture, "store.list"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			after := runLogged(t, "bash", filepath.Join(r.repo, "qemu-tests", "stores.sh"), "list", c.cell, dir)
-			if diff := listingDiff(string(before), after); diff != "" {
-				t.Errorf("the boots or mkbootimg modified the store (- as its tool left it, + now):\n%s", diff)
-			}
+			checkStoreCellUnchanged(t, r, c.cell, disk)
 
+			if c.foreign != "" {
+				t.Run("an image for another platform only is refused", func(t *testing.T) {
+					// At build time, then at boot: both name the platforms the image has.
+					out, err := mkbootimgFromStoreErr(t, r, disk, c.fstype, c.dockerPath, t.TempDir(), c.foreign)
+					if err == nil || !strings.Contains(out, "linux/arm64") || !strings.Contains(out, "linux/amd64") {
+						t.Errorf("mkbootimg --image %s: %v, want a refusal naming linux/arm64 and linux/amd64:\n%s", c.foreign, err, out)
+					}
+					v := startVM(t, c.cell+"-"+c.foreign, sr, cmdline+" docker_image="+c.foreign)
+					defer v.stop()
+					if explanation := waitForFailure(t, v); !strings.Contains(explanation, "linux/arm64") {
+						t.Errorf("the failure message does not name linux/arm64, the platform %s has:\n%s", c.foreign, explanation)
+					}
+				})
+			}
 			if c.damage != "" {
 				t.Run("damaged metadata stops the boot", func(t *testing.T) {
 					halve(t, disk, c.fstype, c.damage)
@@ -86,16 +95,54 @@ func TestStores(t *testing.T) {
 	}
 }
 
-// mkbootimgFromStore runs mkbootimg on the store at dockerPath of disk, mounted read-only without
-// log replay, writing the boot files to out; it returns what mkbootimg printed.
+// storeDisk makes (or takes from the cache) the disk of a store cell with stores.sh and returns a
+// copy of it in a temporary folder, for the test to boot and write.
+func storeDisk(t *testing.T, r *rig, cell string) string {
+	t.Helper()
+	fixture := filepath.Join(r.fixture, "stores", cell)
+	runLogged(t, "bash", filepath.Join(r.repo, "qemu-tests", "stores.sh"), cell, fixture)
+	disk := filepath.Join(t.TempDir(), "disk.img") // stores.sh lists the store of <dir>/disk.img
+	runOrFatal(t, "cp", "--sparse=always", filepath.Join(fixture, "disk.img"), disk)
+	return disk
+}
+
+// checkStoreCellUnchanged fails the test if the store on disk, a copy of cell's disk, is not as
+// its tool left it.
+func checkStoreCellUnchanged(t *testing.T, r *rig, cell, disk string) {
+	t.Helper()
+	before, err := os.ReadFile(filepath.Join(r.fixture, "stores", cell, "store.list"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := runLogged(t, "bash", filepath.Join(r.repo, "qemu-tests", "stores.sh"), "list", cell, filepath.Dir(disk))
+	if diff := listingDiff(string(before), after); diff != "" {
+		t.Errorf("the boots or mkbootimg modified the store (- as its tool left it, + now):\n%s", diff)
+	}
+}
+
+// mkbootimgFromStore runs mkbootimg for sample_image on the store at dockerPath of disk, mounted
+// read-only without log replay, writing the boot files to out; it returns what mkbootimg printed.
 func mkbootimgFromStore(t *testing.T, r *rig, disk, fstype, dockerPath, out string) string {
+	t.Helper()
+	printed, err := mkbootimgFromStoreErr(t, r, disk, fstype, dockerPath, out, "sample_image")
+	if err != nil {
+		t.Fatalf("mkbootimg --image sample_image: %v\n%s", err, printed)
+	}
+	t.Logf("mkbootimg:\n%s", printed)
+	return printed
+}
+
+// mkbootimgFromStoreErr runs mkbootimg for image on the store at dockerPath of disk, mounted
+// read-only without log replay, and returns what it printed and how it ended.
+func mkbootimgFromStoreErr(t *testing.T, r *rig, disk, fstype, dockerPath, out, image string) (string, error) {
 	t.Helper()
 	opts := map[string]string{"ext4": "ro,noload", "xfs": "ro,norecovery", "btrfs": "ro,rescue=nologreplay"}[fstype]
 	mnt := t.TempDir()
 	runOrFatal(t, "mount", "-o", "loop,"+opts, disk, mnt)
 	defer runOrFatal(t, "umount", mnt)
 	mkbootimg := filepath.Join(filepath.Dir(r.boot), "bin", "mkbootimg")
-	return runLogged(t, mkbootimg, "--store", filepath.Join(mnt, dockerPath), "--image", "sample_image", "--out", out)
+	b, err := exec.Command(mkbootimg, "--store", filepath.Join(mnt, dockerPath), "--image", image, "--out", out).CombinedOutput()
+	return string(b), err
 }
 
 // halve cuts the file name of disk's file system (fstype) to half its size, as a crash or a

@@ -22,8 +22,13 @@ switches to the image's init.
 
 Usage:
   dockerinit            (as PID 1 only)
-  dockerinit prepare    run the boot sequence up to the top layer and exit; the caller then mounts
-                        root= with rootflags=subvol=<rw layer> itself (initramfs-tools, dracut hooks)
+  dockerinit prepare    run the boot sequence up to the top layer and exit (initramfs-tools, dracut
+                        and mkinitcpio hooks, before they mount root=). A btrfs store's rw layer is a
+                        subvolume: the caller mounts root= with rootflags=subvol=<rw layer> itself.
+                        An overlay store's root is an overlay, left mounted for mount-root
+  dockerinit mount-root DIR
+                        after the caller mounted root= at DIR: lay the overlay that prepare made
+                        over DIR; nothing to do after a btrfs store's prepare
   dockerinit status [--json]
                         in the booted system: which image booted, from where, how long each step
                         took, and with boot counting the image list, tries left and past boots
@@ -55,6 +60,19 @@ func main() {
 			s.Abandon()
 			fmt.Fprintf(os.Stderr, "dockerinit prepare: %v\n", err)
 			os.Exit(1)
+		}
+	case "mount-root":
+		if flag.NArg() != 2 {
+			fmt.Fprintln(os.Stderr, "dockerinit mount-root: want one argument, the folder where root= is mounted (initramfs-tools: ${rootmnt}, dracut: $NEWROOT)")
+			os.Exit(2)
+		}
+		laid, err := boot.MountPrepared(flag.Arg(1))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "dockerinit mount-root: %v\n", err)
+			os.Exit(1)
+		}
+		if laid {
+			boot.NewLogger().Infof("the image's overlay is the new root at %s", flag.Arg(1))
 		}
 	case rescue.ChildCommand: // not in the usage: PID 1 runs it for its rescue shell
 		os.Exit(rescue.ChildMain())

@@ -1,6 +1,7 @@
 #!/bin/bash
 # dracut module of dockerinit: the static dockerinit binary, the btrfs module, dockerinit's
-# configuration, and a pre-mount hook that runs `dockerinit prepare`. Installed as
+# configuration, a pre-mount hook that runs `dockerinit prepare` and a pre-pivot hook that lays an
+# overlay store's image root over the mounted root= (`dockerinit mount-root`). Installed as
 # /usr/lib/dracut/modules.d/90dockerinit/.
 # shellcheck disable=SC2154 # moddir is dracut's
 
@@ -31,7 +32,7 @@ depends() {
 }
 
 installkernel() {
-    instmods btrfs
+    instmods btrfs overlay
 }
 
 install() {
@@ -41,4 +42,5 @@ install() {
         [[ -e ${dracutsysrootdir-}$f ]] && inst_simple "$f"
     done
     inst_hook pre-mount 50 "$moddir/dockerinit-prepare.sh"
+    inst_hook pre-pivot 50 "$moddir/dockerinit-mount-root.sh"
 }

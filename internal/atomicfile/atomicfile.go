@@ -103,7 +103,7 @@ func RemoveStale(path string) {
 
 // Commit syncs t, renames it over its final name as replace says, and closes t.
 func (t *Temp) Commit() error {
-	if err := t.Sync(); err != nil {
+	if err := t.syncNew(); err != nil {
 		return fmt.Errorf("write %s (as %s): %w", t.path, t.Name(), err)
 	}
 	if err := replace(filepath.Dir(t.path), []*Temp{t}); err != nil {
@@ -187,6 +187,22 @@ func replace(dir string, temps []*Temp) error {
 	return syncDir(dir)
 }
 
+// syncNew makes the bytes of t, not yet renamed, durable. Linux's vfat syncs a file's directory
+// entry (start cluster, size) before the FAT that chains its clusters, so a power cut between the
+// two left an entry longer than its chain, and the kernel set the ESP read-only when the next run
+// removed that temporary file ("deleting FAT entry beyond EOF"). A sync of the directory first
+// writes the FAT (the clusters were allocated as the bytes were written) with the entry still
+// empty on the disk; the file's sync then writes its data and entry, the FAT already there.
+func (t *Temp) syncNew() error {
+	var st unix.Statfs_t
+	if unix.Fstatfs(int(t.Fd()), &st) == nil && st.Type == unix.MSDOS_SUPER_MAGIC {
+		if err := syncDir(filepath.Dir(t.path)); err != nil {
+			return err
+		}
+	}
+	return t.Sync()
+}
+
 // trace, when a test sets it, is told each step of replace.
 var trace = func(step, name string) {}
 
@@ -241,7 +257,7 @@ func WriteSet(dir string, files ...File) error {
 			err = t.Chmod(f.Mode)
 		}
 		if err == nil {
-			err = t.Sync()
+			err = t.syncNew()
 		}
 		if err != nil {
 			return fmt.Errorf("write %s (as %s): %w", t.path, t.Name(), err)

@@ -224,16 +224,17 @@ func checkTopLayer(t *testing.T, f map[string][]string) {
 // checkImageBooted checks that testinit of image ran on the rw layer and boot.json names the image.
 func checkImageBooted(t *testing.T, f map[string][]string, image string) {
 	t.Helper()
-	checkBootedFrom(t, f, image, "btrfs snapshot")
+	checkBootedFrom(t, f, image, image, "btrfs snapshot")
 }
 
-// checkBootedFrom checks that testinit of image ran on the rw layer made as rootKind says (a
-// "btrfs snapshot" mounted with subvol=, or an "overlayfs" whose upper folder is in the rw layer)
-// and that boot.json names the image and how its root was made.
-func checkBootedFrom(t *testing.T, f map[string][]string, image, rootKind string) {
+// checkBootedFrom checks that testinit of the image content ran on the rw layer made as rootKind
+// says (a "btrfs snapshot" mounted with subvol=, or an "overlayfs" whose upper folder is in the rw
+// layer) and that boot.json names image, the reference booted (content's, or a multi-platform
+// image holding it), and how its root was made.
+func checkBootedFrom(t *testing.T, f map[string][]string, image, content, rootKind string) {
 	t.Helper()
 	t.Run("init ran on the rw layer", func(t *testing.T) {
-		expectFact(t, f, "image", image)
+		expectFact(t, f, "image", content)
 		mounts := f["rootmount"]
 		if len(mounts) != 1 {
 			t.Fatalf("lines for / in /proc/mounts: %q, want exactly one", mounts)

@@ -76,7 +76,7 @@ func TestStoreDisk(t *testing.T) {
 	v := startUEFI(t, "store-disk-"+cell, r, dir, disk)
 	waitUEFITestinit(t, v, grub)
 	f := facts(v.transcript())
-	checkBootedFrom(t, f, "sample_image", rootKind)
+	checkBootedFrom(t, f, "sample_image", "sample_image", rootKind)
 	checkTopLayer(t, f)
 	expectFact(t, f, "previous", "absent")
 

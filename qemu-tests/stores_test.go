@@ -54,13 +54,13 @@ func TestStores(t *testing.T) {
 			cmdline := strings.Replace(baseCmdline, "docker_path=docker", "docker_path="+c.dockerPath, 1) + " " + testinit
 
 			f := runTestinit(t, startVM(t, c.cell+"-sample_image", sr, cmdline))
-			checkBootedFrom(t, f, "sample_image", c.rootKind)
+			checkBootedFrom(t, f, "sample_image", "sample_image", c.rootKind)
 			checkTopLayer(t, f)
 			expectFact(t, f, "previous", "absent")
 
 			second := cmp.Or(c.second, "other_image")
 			f = runTestinit(t, startVM(t, c.cell+"-"+second, sr, cmdline+" docker_image="+second))
-			checkBootedFrom(t, f, "other_image", c.rootKind) // a multi-platform image's linux/amd64 one
+			checkBootedFrom(t, f, second, "other_image", c.rootKind) // a multi-platform image's linux/amd64 one
 			expectFact(t, f, "previous", "absent")           // the first boot's file is gone: a fresh root
 			expectFact(t, f, "hostname", "dockerinit-top")
 

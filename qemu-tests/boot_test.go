@@ -235,21 +235,10 @@ func checkBootedFrom(t *testing.T, f map[string][]string, image, content, rootKi
 	t.Helper()
 	t.Run("init ran on the rw layer", func(t *testing.T) {
 		expectFact(t, f, "image", content)
-		mounts := f["rootmount"]
-		if len(mounts) != 1 {
-			t.Fatalf("lines for / in /proc/mounts: %q, want exactly one", mounts)
-		}
-		fields := strings.Fields(mounts[0])
-		want, option := "btrfs", "subvol=/docker_rwlayer"
 		if rootKind == "overlayfs" {
-			want, option = "overlay", "upperdir=/mnt/top/docker_rwlayer/upper"
-		}
-		if len(fields) < 4 || fields[2] != want {
-			t.Fatalf("root mount %q, want %s", mounts[0], want)
-		}
-		opts := strings.Split(fields[3], ",")
-		if !slices.Contains(opts, "rw") || !slices.Contains(opts, option) {
-			t.Errorf("root mount options %q, want rw and %s", fields[3], option)
+			checkRootMount(t, f, "overlay", "upperdir=/mnt/top/docker_rwlayer/upper")
+		} else {
+			checkRootMount(t, f, "btrfs", "subvol=/docker_rwlayer")
 		}
 	})
 	t.Run("boot.json", func(t *testing.T) {
@@ -274,6 +263,23 @@ func checkBootedFrom(t *testing.T, f map[string][]string, image, content, rootKi
 			t.Errorf("boot.json: total %v ms over %d steps; want the time of every step", r.TotalMS, len(r.Steps))
 		}
 	})
+}
+
+// checkRootMount checks that testinit saw / mounted once, as fstype, read-write, with option.
+func checkRootMount(t *testing.T, f map[string][]string, fstype, option string) {
+	t.Helper()
+	mounts := f["rootmount"]
+	if len(mounts) != 1 {
+		t.Fatalf("lines for / in /proc/mounts: %q, want exactly one", mounts)
+	}
+	fields := strings.Fields(mounts[0])
+	if len(fields) < 4 || fields[2] != fstype {
+		t.Fatalf("root mount %q, want %s", mounts[0], fstype)
+	}
+	opts := strings.Split(fields[3], ",")
+	if !slices.Contains(opts, "rw") || !slices.Contains(opts, option) {
+		t.Errorf("root mount options %q, want rw and %s", fields[3], option)
+	}
 }
 
 // one returns the single value testinit printed for key.

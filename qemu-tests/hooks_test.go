@@ -29,14 +29,7 @@ func TestDistributionInitramfs(t *testing.T) {
 	var previousWrote bool
 	for _, gen := range generators {
 		t.Run(gen, func(t *testing.T) {
-			boot := *r
-			boot.boot = t.TempDir()
-			for src, dst := range map[string]string{filepath.Join(r.boot, "vmlinuz"): "vmlinuz", initrds[gen]: "initramfs.img"} {
-				if err := os.Symlink(src, filepath.Join(boot.boot, dst)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			v := startVM(t, "hooks-"+gen, &boot, baseCmdline+" "+testinit)
+			v := startVM(t, "hooks-"+gen, withInitrd(t, r, r.disk, initrds[gen]), baseCmdline+" "+testinit)
 			f := runTestinit(t, v)
 
 			t.Run("dockerinit prepare ran", func(t *testing.T) {
@@ -49,15 +42,7 @@ func TestDistributionInitramfs(t *testing.T) {
 			})
 			t.Run("init ran on the rw layer", func(t *testing.T) {
 				expectFact(t, f, "image", "sample_image")
-				mounts := f["rootmount"]
-				if len(mounts) != 1 {
-					t.Fatalf("lines for / in /proc/mounts: %q, want exactly one", mounts)
-				}
-				fields := strings.Fields(mounts[0])
-				if len(fields) < 4 || fields[2] != "btrfs" || !strings.Contains(","+fields[3]+",", ",subvol=/docker_rwlayer,") ||
-					!strings.HasPrefix(fields[3], "rw,") {
-					t.Errorf("root mount %q, want btrfs, rw, subvol=/docker_rwlayer", mounts[0])
-				}
+				checkRootMount(t, f, "btrfs", "subvol=/docker_rwlayer")
 			})
 			t.Run("top layer applied", func(t *testing.T) {
 				expectFact(t, f, "hostname", "dockerinit-top")
@@ -84,31 +69,16 @@ func TestDistributionInitramfs(t *testing.T) {
 	disk := storeDisk(t, r, cell)
 	for _, gen := range generators {
 		t.Run(gen+" on "+cell, func(t *testing.T) {
-			boot := withDisk(t, r, disk)
-			boot.boot = t.TempDir()
-			for src, dst := range map[string]string{filepath.Join(r.boot, "vmlinuz"): "vmlinuz", initrds[gen]: "initramfs.img"} {
-				if err := os.Symlink(src, filepath.Join(boot.boot, dst)); err != nil {
-					t.Fatal(err)
-				}
-			}
 			cmdline := strings.NewReplacer("rootflags=subvol=docker_rwlayer ", "", "docker_path=docker", "docker_path=var/lib/docker").Replace(baseCmdline)
-			v := startVM(t, "hooks-"+gen+"-"+cell, boot, cmdline+" "+testinit)
+			v := startVM(t, "hooks-"+gen+"-"+cell, withInitrd(t, r, disk, initrds[gen]), cmdline+" "+testinit)
 			f := runTestinit(t, v)
 			if !seen(v, `dockerinit: the image's overlay is the new root at /`) {
 				t.Error("no `dockerinit: the image's overlay is the new root at ...` on the console: the hook did not run dockerinit mount-root")
 			}
 			t.Run("init ran on the overlay", func(t *testing.T) {
 				expectFact(t, f, "image", "sample_image")
-				mounts := f["rootmount"]
 				// The generator's own mount of root= stays behind in its initramfs: not listed.
-				if len(mounts) != 1 {
-					t.Fatalf("lines for / in /proc/mounts: %q, want exactly one", mounts)
-				}
-				fields := strings.Fields(mounts[0])
-				if len(fields) < 4 || fields[2] != "overlay" || !strings.Contains(","+fields[3]+",", ",upperdir=/mnt/top/docker_rwlayer/upper,") ||
-					!strings.HasPrefix(fields[3], "rw,") {
-					t.Errorf("root mount %q, want overlay, rw, upperdir=/mnt/top/docker_rwlayer/upper", mounts)
-				}
+				checkRootMount(t, f, "overlay", "upperdir=/mnt/top/docker_rwlayer/upper")
 			})
 			checkTopLayer(t, f)
 			expectFact(t, f, "previous", "absent")
@@ -116,6 +86,19 @@ func TestDistributionInitramfs(t *testing.T) {
 		})
 	}
 	t.Run(cell+" store unchanged", func(t *testing.T) { checkStoreCellUnchanged(t, r, cell, disk) })
+}
+
+// withInitrd is r booting its kernel with initrd, on disk.
+func withInitrd(t *testing.T, r *rig, disk, initrd string) *rig {
+	t.Helper()
+	b := withDisk(t, r, disk)
+	b.boot = t.TempDir()
+	for src, dst := range map[string]string{filepath.Join(r.boot, "vmlinuz"): "vmlinuz", initrd: "initramfs.img"} {
+		if err := os.Symlink(src, filepath.Join(b.boot, dst)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b
 }
 
 // requireHost skips the test outside CI and fails it in CI, where nothing may be skipped.

@@ -61,7 +61,7 @@ func TestStores(t *testing.T) {
 			second := cmp.Or(c.second, "other_image")
 			f = runTestinit(t, startVM(t, c.cell+"-"+second, sr, cmdline+" docker_image="+second))
 			checkBootedFrom(t, f, second, "other_image", c.rootKind) // a multi-platform image's linux/amd64 one
-			expectFact(t, f, "previous", "absent")           // the first boot's file is gone: a fresh root
+			expectFact(t, f, "previous", "absent")                   // the first boot's file is gone: a fresh root
 			expectFact(t, f, "hostname", "dockerinit-top")
 
 			checkStoreCellUnchanged(t, r, c.cell, disk)

@@ -122,6 +122,8 @@ func (s *Sequence) stepList() []step {
 		return append(steps,
 			step{name: "release top level", run: s.releaseTopLevel},
 			step{name: "finish loading modules", run: s.finishModules},
+			// The generators move /run into the new root: dockerinit status finds it there.
+			step{name: "write boot.json", run: s.writeReport},
 		)
 	}
 	return append(steps,

@@ -107,7 +107,7 @@ func TestStepList(t *testing.T) {
 			}
 		}
 		last := s.steps[len(s.steps)-1].name
-		if want := map[Mode]string{Full: "switch root", Prepare: "finish loading modules"}[mode]; last != want {
+		if want := map[Mode]string{Full: "switch root", Prepare: "write boot.json"}[mode]; last != want {
 			t.Errorf("mode %d ends with %q, want %q", mode, last, want)
 		}
 	}

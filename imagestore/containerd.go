@@ -432,6 +432,9 @@ func (s *containerdStore) Images() ([]Image, error) {
 	var images []Image
 	for _, name := range s.names {
 		img, err := s.load(name)
+		if pe := (*PlatformError)(nil); errors.As(err, &pe) {
+			continue // one image pulled for another machine must not hide the others
+		}
 		if err != nil {
 			return nil, fmt.Errorf("list images: %s: %w", name, err)
 		}
@@ -637,8 +640,8 @@ func (s *containerdStore) configOf(name string) (descriptor, error) {
 			return descriptor{}, fmt.Errorf("image %s: %w", name, err)
 		}
 		if _, err := fs.Stat(s.loc.fsys, s.loc.rel(blobPath(next.Digest))); errors.Is(err, fs.ErrNotExist) {
-			return descriptor{}, fmt.Errorf("image %s: its manifest for %s (%s) is not in the content store, as only other platforms were pulled: pull it for %s (docker pull --platform %s, or ctr -n %s images pull --platform %s)",
-				name, s.platform, shortID(next.Digest), s.platform, s.platform, s.ns, s.platform)
+			return descriptor{}, &PlatformError{fmt.Sprintf("image %s: its manifest for %s (%s) is not in the content store, as only other platforms were pulled: pull it for %s (docker pull --platform %s, or ctr -n %s images pull --platform %s)",
+				name, s.platform, shortID(next.Digest), s.platform, s.platform, s.ns, s.platform)}
 		}
 		d = next
 	}
@@ -819,9 +822,9 @@ func (m manifest) pick(want platform) (descriptor, error) {
 	}
 	if best < 0 {
 		if len(have) == 0 {
-			return descriptor{}, fmt.Errorf("its index lists no image manifest, so none for %s", want)
+			return descriptor{}, &PlatformError{fmt.Sprintf("its index lists no image manifest, so none for %s", want)}
 		}
-		return descriptor{}, fmt.Errorf("it has no manifest for %s, only for %s: build or pull the image for %s", want, strings.Join(slices.Compact(have), ", "), want)
+		return descriptor{}, &PlatformError{fmt.Sprintf("it has no manifest for %s, only for %s: build or pull the image for %s", want, strings.Join(slices.Compact(have), ", "), want)}
 	}
 	return m.Manifests[best], nil
 }

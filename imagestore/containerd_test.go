@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -413,6 +414,23 @@ func TestContainerdPlatform(t *testing.T) {
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Resolve = %v, want an error containing\n%s", err, tt.wantErr)
+				}
+				if pe := (*PlatformError)(nil); !errors.As(err, &pe) {
+					t.Errorf("Resolve's error is a %T, want a *PlatformError", err)
+				}
+				// The list leaves it out, and still has the others: one image pulled for
+				// another machine once hid the whole store (Docker's store was then not found).
+				images, err := st.Images()
+				if err != nil {
+					t.Fatalf("Images: %v", err)
+				}
+				if len(images) == 0 {
+					t.Error("Images is empty")
+				}
+				for _, im := range images {
+					if slices.Contains(im.Names, "multi:1") {
+						t.Errorf("Images lists multi:1, which has nothing for %s", tt.p)
+					}
 				}
 				return
 			}

@@ -174,6 +174,9 @@ func (c *catalog) Images() ([]Image, error) {
 	images := make([]Image, 0, len(c.ids))
 	for _, id := range c.ids {
 		img, err := c.image(id)
+		if pe := (*PlatformError)(nil); errors.As(err, &pe) {
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("list images: %w", err)
 		}

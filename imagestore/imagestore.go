@@ -156,6 +156,13 @@ func (e *UnsupportedError) Error() string {
 const unsupportedFix = "dockerinit boots Docker's btrfs and overlay2 storage drivers and its containerd image store: " +
 	"set {\"storage-driver\": \"overlay2\"} (or btrfs on a btrfs file system) in /etc/docker/daemon.json, restart Docker and pull or build the image again"
 
+// PlatformError says that a multi-platform image holds nothing for this machine's platform, or
+// holds it only in name (only other platforms were pulled): it cannot boot here, and Images
+// leaves it out, as `docker images` shows what runs here.
+type PlatformError struct{ Reason string }
+
+func (e *PlatformError) Error() string { return e.Reason }
+
 // NotFoundError is returned by Resolve when no image matches.
 type NotFoundError struct {
 	Ref    string

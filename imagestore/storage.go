@@ -31,7 +31,8 @@ import (
 // digits without "sha256:".
 type storageStore struct {
 	catalog
-	driver string
+	platform platform // the one a manifest list is followed for: this machine's
+	driver   string
 	images map[string]storageImage // by image ID, "sha256:<hex>"
 	layers map[string]storageLayer // by layer ID
 }
@@ -123,7 +124,7 @@ func newStorage(l location, storeName, driver string) (Store, error) {
 					"run `podman system reset` and pull or build the image again"}
 		}
 	}
-	s := &storageStore{driver: driver, images: map[string]storageImage{}, layers: map[string]storageLayer{}, catalog: catalog{
+	s := &storageStore{platform: hostPlatform(), driver: driver, images: map[string]storageImage{}, layers: map[string]storageLayer{}, catalog: catalog{
 		loc: l, fsys: fsys, store: storeName, inspect: "podman image inspect", refs: map[string]string{}, names: map[string][]string{}, localFirst: true}}
 	s.image = s.load
 	var images []storageImage
@@ -227,7 +228,17 @@ func (s *storageStore) load(id string) (Image, error) {
 		return Image{}, err
 	}
 	if entry.Layer == "" {
-		return img, nil
+		inst, err := s.instance(id)
+		if err != nil || inst == "" {
+			return img, err
+		}
+		// The list's name and ID, the platform's image: as containerd names an index's image.
+		listed, err := s.load(inst)
+		if err != nil {
+			return Image{}, err
+		}
+		listed.ID, listed.Names = img.ID, img.Names
+		return listed, nil
 	}
 	// The chain ID from the config's diff IDs; without a config, the top layer's ID, which for a
 	// pulled image is the chain ID's hex.
@@ -249,6 +260,41 @@ func (s *storageStore) load(id string) (Image, error) {
 	}
 	img.Layer = img.Root.Paths()[0]
 	return img, nil
+}
+
+// instance follows an image that is a manifest list (podman manifest create, podman build
+// --manifest) to the store's image for this machine's platform; "" when the image is no list.
+func (s *storageStore) instance(id string) (string, error) {
+	p := s.driver + "-images/" + strings.TrimPrefix(id, "sha256:") + "/manifest"
+	data, err := smallfile.Read(s.fsys, p, manifestLimit)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read image manifest: %w: %s", err, storageDamaged)
+	}
+	var head struct {
+		MediaType string `json:"mediaType"`
+	}
+	if json.Unmarshal(data, &head) != nil || (head.MediaType != mediaOCIIndex && head.MediaType != mediaDockerList) {
+		return "", nil // no list: an image without layers, which Resolve refuses as such
+	}
+	m, err := parseManifest(head.MediaType, data)
+	if err != nil {
+		return "", fmt.Errorf("manifest list %s: %w: %s", s.loc.rel(p), err, storageDamaged)
+	}
+	d, err := m.pick(s.platform)
+	if err != nil {
+		return "", fmt.Errorf("image %s is a manifest list: %w", shortID(id), err)
+	}
+	for _, other := range s.ids {
+		o := s.images[other]
+		if o.Layer != "" && (o.Digest == d.Digest || o.BigDataDigests["manifest-"+d.Digest] == d.Digest) {
+			return other, nil
+		}
+	}
+	return "", &PlatformError{fmt.Sprintf("image %s is a manifest list whose image for %s (%s) is not in the store: pull it (podman pull --platform %s) or add it (podman manifest add)",
+		shortID(id), s.platform, shortID(d.Digest), s.platform)}
 }
 
 // config reads the image's config, if the store has it, for the image's creation time and diff

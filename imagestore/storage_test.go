@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -444,4 +445,66 @@ func FuzzContainersStorage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// list adds a manifest list image (podman manifest create) naming, for each platform, the
+// manifest digest given; it gives the list's ID.
+func (r *fakeStorage) list(name string, entries map[string]string) string {
+	var manifests []map[string]any
+	for _, p := range slices.Sorted(maps.Keys(entries)) {
+		os, arch, _ := strings.Cut(p, "/")
+		manifests = append(manifests, map[string]any{"mediaType": mediaOCIManifest, "digest": entries[p], "size": 500,
+			"platform": map[string]string{"os": os, "architecture": arch}})
+	}
+	data := mustJSON(map[string]any{"schemaVersion": 2, "mediaType": mediaOCIIndex, "manifests": manifests})
+	sum := sha256.Sum256(append([]byte("list "), data...))
+	id := hex.EncodeToString(sum[:])
+	r.fs[r.driver+"-images/"+id+"/manifest"] = &fstest.MapFile{Data: data}
+	r.fs[r.driver+"-images/"+id+"/instances.json"] = &fstest.MapFile{Data: []byte("{}")}
+	r.images = append(r.images, map[string]any{"id": id, "names": []string{name}, "created": "2024-05-06T07:08:12Z",
+		"big-data-digests": map[string]string{"manifest": "sha256:" + id, "instances.json": "sha256:" + id}})
+	return "sha256:" + id
+}
+
+// A manifest list boots the store's image for this machine's platform, under the list's name;
+// one without it is refused, and left out of Images.
+func TestStorageManifestList(t *testing.T) {
+	r := newFakeStorage("overlay")
+	amd, amdLayers := r.image([]string{diffA, diffB}, "localhost/multi-amd64:latest")
+	list := r.list("localhost/multi:latest", map[string]string{"linux/amd64": manifestFor(amd[7:]), "linux/arm64": manifestFor("elsewhere")})
+	fsys := r.mapFS()
+	for _, tc := range []struct {
+		p       platform
+		wantErr string
+	}{
+		{p: amd64},
+		{p: platform{OS: "linux", Architecture: "arm64"}.normalize(),
+			wantErr: "is a manifest list whose image for linux/arm64/v8 (" + manifestFor("elsewhere")[7:19] + ") is not in the store: pull it (podman pull --platform linux/arm64/v8)"},
+		{p: platform{OS: "linux", Architecture: "s390x"}, wantErr: "it has no manifest for linux/s390x, only for linux/amd64, linux/arm64/v8"},
+	} {
+		t.Run(tc.p.String(), func(t *testing.T) {
+			st, err := openTest(fsys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.(*storageStore).platform = tc.p
+			img, err := st.Resolve("multi")
+			if tc.wantErr != "" {
+				if pe := (*PlatformError)(nil); !errors.As(err, &pe) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Resolve = %v, want a *PlatformError containing\n%s", err, tc.wantErr)
+				}
+				images, err := st.Images()
+				if err != nil || len(images) != 1 || images[0].ID != amd {
+					t.Errorf("Images = %v, %v; want the amd64 image alone", images, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if img.ID != list || !slices.Equal(img.Names, []string{"localhost/multi:latest"}) || !slices.Equal(img.Root.Layers, amdLayers) {
+				t.Errorf("Resolve = %s %q layers %q; want the list %s named as itself, with the amd64 image's layers %q", img.ID, img.Names, img.Root.Layers, list, amdLayers)
+			}
+		})
+	}
 }

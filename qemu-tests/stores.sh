@@ -16,7 +16,8 @@
 #                                containerd (--containerd) whose root is /var/lib/containerd
 #   docker-containerd-overlayfs  the same dockerd, overlayfs snapshotter, in the containerd dockerd
 #                                starts itself: root /var/lib/docker/containerd/daemon; on ext4
-#   podman-overlay               bookworm's podman, overlay driver, /var/lib/containers/storage; ext4
+#   podman-overlay               bookworm's podman, overlay driver, /var/lib/containers/storage; ext4;
+#                                also two manifest lists made by podman (below)
 #   podman-btrfs                 the same, btrfs driver, on btrfs
 #   containerd-overlayfs         bookworm's containerd, `ctr -n moby images import`, overlayfs; ext4;
 #                                also two multi-platform images made by bookworm's podman (below)
@@ -27,6 +28,7 @@
 # containerd cell also holds multi_image, an OCI index of other_image (linux/amd64) and a small
 # linux/arm64 image, imported as containerd imports by default (the host's platform only), and
 # arm_list, an index with only that linux/arm64 image (imported without unpacking, as it cannot be).
+# The podman cells hold the same two as podman manifest lists, beside arm_only, the arm64 image.
 #
 # Needs root. Caches in $DOCKERINIT_CACHE (default /var/cache/dockerinit-tests): the images tarball,
 # the trixie tree and a zstd copy of every finished disk, all keyed by what made them.
@@ -431,17 +433,23 @@ cell_podman() {
 		"graphroot = \"$mnt/var/lib/containers/storage\"" '[storage.options.overlay]' 'mount_program = ""' \
 		>"$run/storage.conf"
 	: >"$run/containers.conf"
-	CONTAINERS_STORAGE_CONF=$run/storage.conf CONTAINERS_CONF=$run/containers.conf TMPDIR=$run/tmp \
-		"$PODMAN" --root "$mnt/var/lib/containers/storage" --runroot "$run/runroot" --tmpdir "$run/libpod" \
-		--storage-driver "$driver" --cgroup-manager cgroupfs --events-backend none \
-		load -i "$images" >"$out/tool.log" 2>&1 || {
-		tail -n 20 "$out/tool.log" >&2
-		die "podman load failed (log above)"
+	podman_cmd() {
+		CONTAINERS_STORAGE_CONF=$run/storage.conf CONTAINERS_CONF=$run/containers.conf TMPDIR=$run/tmp \
+			"$PODMAN" --root "$mnt/var/lib/containers/storage" --runroot "$run/runroot" --tmpdir "$run/libpod" \
+			--storage-driver "$driver" --cgroup-manager cgroupfs --events-backend none "$@"
 	}
+	pm() {
+		podman_cmd "$@" >>"$out/tool.log" 2>&1 || {
+			tail -n 20 "$out/tool.log" >&2
+			die "podman $1 failed (log above)"
+		}
+	}
+	pm load -i "$images"
 	log "podman load ($("$PODMAN" --version), $driver): $((SECONDS - t)) s"
-	CONTAINERS_STORAGE_CONF=$run/storage.conf CONTAINERS_CONF=$run/containers.conf TMPDIR=$run/tmp \
-		"$PODMAN" --root "$mnt/var/lib/containers/storage" --runroot "$run/runroot" --tmpdir "$run/libpod" \
-		--storage-driver "$driver" --cgroup-manager cgroupfs --events-backend none images >&2
+	t=$SECONDS
+	manifest_lists "$run" "containers-storage:$(podman_cmd image inspect --format '{{.Id}}' other_image)"
+	log "podman manifest lists: $((SECONDS - t)) s"
+	podman_cmd images >&2
 }
 
 # cell_containerd imports the images with bookworm's containerd into namespace moby, overlayfs.
@@ -480,14 +488,28 @@ cell_containerd() {
 	stop_containerd
 }
 
-# multiplatform_archives writes, with podman in a throwaway store, $1/multi.tar (OCI archive of an
-# index: other_image from the images tarball for linux/amd64, and a one-file linux/arm64 image
-# built FROM scratch, which needs no emulator) and $1/arm.tar (an index of the arm64 image alone).
-multiplatform_archives() {
-	local dir=$1 t=$SECONDS
-	mkdir -p "$dir/ctx" "$dir/tmp"
+# manifest_lists makes, with pm (a function running podman on some store), the image arm_only (one
+# file, linux/arm64, built FROM scratch: no emulator needed) and two manifest lists as podman
+# makes them: multi_image, of the image $2 (a transport reference, other_image) for linux/amd64
+# and arm_only, and arm_list, of arm_only alone. $1 is a scratch folder.
+manifest_lists() {
+	local dir=$1 amd64=$2
+	mkdir -p "$dir/ctx"
 	echo "an arm64 image" >"$dir/ctx/hello"
 	printf '%s\n' 'FROM scratch' 'COPY hello /hello' >"$dir/ctx/Containerfile"
+	pm build --platform linux/arm64 -t arm_only "$dir/ctx"
+	pm manifest create multi_image
+	pm manifest add multi_image "$amd64"
+	pm manifest add multi_image containers-storage:localhost/arm_only
+	pm manifest create arm_list
+	pm manifest add arm_list containers-storage:localhost/arm_only
+}
+
+# multiplatform_archives writes, with podman in a throwaway store, $1/multi.tar and $1/arm.tar:
+# OCI archives of manifest_lists' multi_image (other_image from the images tarball) and arm_list.
+multiplatform_archives() {
+	local dir=$1 t=$SECONDS
+	mkdir -p "$dir/tmp"
 	: >"$dir/containers.conf"
 	pm() {
 		CONTAINERS_CONF=$dir/containers.conf TMPDIR=$dir/tmp "$PODMAN" --root "$dir/root" --runroot "$dir/runroot" \
@@ -496,13 +518,8 @@ multiplatform_archives() {
 			die "podman $1 failed (log above)"
 		}
 	}
-	pm build --platform linux/arm64 -t arm_only "$dir/ctx"
-	pm manifest create multi_image
-	pm manifest add multi_image "docker-archive:$images:other_image:latest"
-	pm manifest add multi_image containers-storage:localhost/arm_only
+	manifest_lists "$dir" "docker-archive:$images:other_image:latest"
 	pm manifest push --all --format oci multi_image "oci-archive:$dir/multi.tar:latest"
-	pm manifest create arm_list
-	pm manifest add arm_list containers-storage:localhost/arm_only
 	pm manifest push --all --format oci arm_list "oci-archive:$dir/arm.tar:latest"
 	log "podman ($("$PODMAN" --version)): multi-platform archives in $((SECONDS - t)) s"
 }

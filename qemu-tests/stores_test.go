@@ -28,9 +28,11 @@ var storeCells = []struct {
 	{cell: "docker-overlay2-xfs", fstype: "xfs", dockerPath: "var/lib/docker", rootKind: "overlayfs"},
 	{cell: "docker-containerd-btrfs", fstype: "btrfs", dockerPath: "var/lib/docker", rootKind: "btrfs snapshot"},
 	{cell: "docker-containerd-overlayfs", fstype: "ext4", dockerPath: "var/lib/docker", rootKind: "overlayfs"},
+	// podman's manifest lists, as the containerd cell's indexes.
 	{cell: "podman-overlay", fstype: "ext4", dockerPath: "var/lib/containers/storage", rootKind: "overlayfs",
-		damage: "var/lib/containers/storage/overlay-images/images.json"},
-	{cell: "podman-btrfs", fstype: "btrfs", dockerPath: "var/lib/containers/storage", rootKind: "btrfs snapshot"},
+		damage: "var/lib/containers/storage/overlay-images/images.json", second: "multi_image", foreign: "arm_list"},
+	{cell: "podman-btrfs", fstype: "btrfs", dockerPath: "var/lib/containers/storage", rootKind: "btrfs snapshot",
+		second: "multi_image", foreign: "arm_list"},
 	{cell: "containerd-overlayfs", fstype: "ext4", dockerPath: "var/lib/containerd", rootKind: "overlayfs",
 		damage: "var/lib/containerd/io.containerd.metadata.v1.bolt/meta.db",
 		// podman's multi-platform index of other_image (linux/amd64) and an arm64 image.
@@ -72,6 +74,9 @@ func TestStores(t *testing.T) {
 					out, err := mkbootimgFromStoreErr(t, r, disk, c.fstype, c.dockerPath, t.TempDir(), c.foreign)
 					if err == nil || !strings.Contains(out, "linux/arm64") || !strings.Contains(out, "linux/amd64") {
 						t.Errorf("mkbootimg --image %s: %v, want a refusal naming linux/arm64 and linux/amd64:\n%s", c.foreign, err, out)
+					}
+					if c.dockerPath == "var/lib/containerd" {
+						checkAsDockers(t, r, disk, c.fstype, c.dockerPath, c.second)
 					}
 					v := startVM(t, c.cell+"-"+c.foreign, sr, cmdline+" docker_image="+c.foreign)
 					defer v.stop()
@@ -132,13 +137,37 @@ func mkbootimgFromStore(t *testing.T, r *rig, disk, fstype, dockerPath, out stri
 	return printed
 }
 
+// checkAsDockers checks that image boots from the containerd store at dockerPath of disk seen as
+// Docker's containerd image store (Docker finds it at <data root>/containerd/daemon, namespace
+// moby, as here): one image pulled for another machine once made the whole store unreadable
+// there, so that Docker's data root looked empty.
+func checkAsDockers(t *testing.T, r *rig, disk, fstype, dockerPath, image string) {
+	t.Helper()
+	mnt, root := t.TempDir(), t.TempDir()
+	runOrFatal(t, "mount", "-o", "loop,"+readOnlyNoReplay[fstype], disk, mnt)
+	defer runOrFatal(t, "umount", mnt)
+	daemon := filepath.Join(root, "containerd", "daemon")
+	for _, d := range []string{filepath.Join(root, "image"), daemon} {
+		runOrFatal(t, "mkdir", "-p", d)
+	}
+	runOrFatal(t, "mount", "--bind", "-o", "ro", filepath.Join(mnt, dockerPath), daemon)
+	defer runOrFatal(t, "umount", daemon)
+	mkbootimg := filepath.Join(filepath.Dir(r.boot), "bin", "mkbootimg")
+	if out, err := exec.Command(mkbootimg, "--store", root, "--image", image, "--out", t.TempDir()).CombinedOutput(); err != nil {
+		t.Errorf("mkbootimg --image %s from the store as Docker's: %v\n%s", image, err, out)
+	}
+}
+
+// readOnlyNoReplay are the mount options that read a disk's file system without writing to it,
+// its journal not replayed, by file system.
+var readOnlyNoReplay = map[string]string{"ext4": "ro,noload", "xfs": "ro,norecovery", "btrfs": "ro,rescue=nologreplay"}
+
 // mkbootimgFromStoreErr runs mkbootimg for image on the store at dockerPath of disk, mounted
 // read-only without log replay, and returns what it printed and how it ended.
 func mkbootimgFromStoreErr(t *testing.T, r *rig, disk, fstype, dockerPath, out, image string) (string, error) {
 	t.Helper()
-	opts := map[string]string{"ext4": "ro,noload", "xfs": "ro,norecovery", "btrfs": "ro,rescue=nologreplay"}[fstype]
 	mnt := t.TempDir()
-	runOrFatal(t, "mount", "-o", "loop,"+opts, disk, mnt)
+	runOrFatal(t, "mount", "-o", "loop,"+readOnlyNoReplay[fstype], disk, mnt)
 	defer runOrFatal(t, "umount", mnt)
 	mkbootimg := filepath.Join(filepath.Dir(r.boot), "bin", "mkbootimg")
 	b, err := exec.Command(mkbootimg, "--store", filepath.Join(mnt, dockerPath), "--image", image, "--out", out).CombinedOutput()

@@ -33,8 +33,8 @@ type storageStore struct {
 	catalog
 	platform platform // the one a manifest list is followed for: this machine's
 	driver   string
-	images map[string]storageImage // by image ID, "sha256:<hex>"
-	layers map[string]storageLayer // by layer ID
+	images   map[string]storageImage // by image ID, "sha256:<hex>"
+	layers   map[string]storageLayer // by layer ID
 }
 
 // storageImage is what dockerinit reads of an images.json entry.

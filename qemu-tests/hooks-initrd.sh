@@ -91,6 +91,10 @@ image = "sample_image"
 [root]
 rwlayer = "docker_rwlayer"
 EOF
+# As on a host whose / is ext4 in fstab: initramfs-tools then puts fsck.ext4 in, and checks root=.
+if [ "$gen" = initramfs-tools ]; then
+	echo FSTYPE=ext4 >"$root/etc/initramfs-tools/conf.d/fsck"
+fi
 api
 rm -f "$root/boot/initrd.img-$kver"
 case $gen in

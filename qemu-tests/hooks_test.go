@@ -75,8 +75,8 @@ func TestDistributionInitramfs(t *testing.T) {
 			}
 			// initramfs-tools has fsck.ext4 here: it must not run on the device the overlay holds
 			// (e2fsck refuses it, and initramfs-tools waits 5 s over that).
-			if seen(v, `File system check failed|is in use`) {
-				t.Error("the generator's fsck ran on root= while the overlay held it: " + tailLines(v.tail(60), 20))
+			if m := matching(v, `File system check failed|is in use`); len(m) > 0 {
+				t.Errorf("the generator's fsck ran on root= while the overlay held it:\n%s", strings.Join(m, "\n"))
 			}
 			// One / listed: the generator's own mount of root= stays behind in its initramfs.
 			checkBootedFrom(t, f, "sample_image", "sample_image", "overlayfs")

@@ -229,8 +229,11 @@ func (s *storageStore) load(id string) (Image, error) {
 	}
 	if entry.Layer == "" {
 		inst, err := s.instance(id)
-		if err != nil || inst == "" {
-			return img, err
+		if err != nil {
+			return Image{}, err
+		}
+		if inst == "" {
+			return img, nil
 		}
 		// The list's name and ID, the platform's image: as containerd names an index's image.
 		listed, err := s.load(inst)

@@ -143,12 +143,13 @@ func mkbootimgFromStore(t *testing.T, r *rig, disk, fstype, dockerPath, out stri
 // there, so that Docker's data root looked empty.
 func checkAsDockers(t *testing.T, r *rig, disk, fstype, dockerPath, image string) {
 	t.Helper()
-	mnt, root := t.TempDir(), t.TempDir()
-	runOrFatal(t, "mount", "-o", "loop,"+readOnlyNoReplay[fstype], disk, mnt)
+	mnt, root := mountReadOnly(t, disk, fstype), t.TempDir()
 	defer runOrFatal(t, "umount", mnt)
 	daemon := filepath.Join(root, "containerd", "daemon")
 	for _, d := range []string{filepath.Join(root, "image"), daemon} {
-		runOrFatal(t, "mkdir", "-p", d)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	runOrFatal(t, "mount", "--bind", "-o", "ro", filepath.Join(mnt, dockerPath), daemon)
 	defer runOrFatal(t, "umount", daemon)
@@ -158,16 +159,21 @@ func checkAsDockers(t *testing.T, r *rig, disk, fstype, dockerPath, image string
 	}
 }
 
-// readOnlyNoReplay are the mount options that read a disk's file system without writing to it,
-// its journal not replayed, by file system.
-var readOnlyNoReplay = map[string]string{"ext4": "ro,noload", "xfs": "ro,norecovery", "btrfs": "ro,rescue=nologreplay"}
+// mountReadOnly mounts the file system (fstype) of disk without writing to it, its journal not
+// replayed, and returns where; the caller unmounts it before anything boots the disk.
+func mountReadOnly(t *testing.T, disk, fstype string) string {
+	t.Helper()
+	opts := map[string]string{"ext4": "ro,noload", "xfs": "ro,norecovery", "btrfs": "ro,rescue=nologreplay"}[fstype]
+	mnt := t.TempDir()
+	runOrFatal(t, "mount", "-o", "loop,"+opts, disk, mnt)
+	return mnt
+}
 
 // mkbootimgFromStoreErr runs mkbootimg for image on the store at dockerPath of disk, mounted
 // read-only without log replay, and returns what it printed and how it ended.
 func mkbootimgFromStoreErr(t *testing.T, r *rig, disk, fstype, dockerPath, out, image string) (string, error) {
 	t.Helper()
-	mnt := t.TempDir()
-	runOrFatal(t, "mount", "-o", "loop,"+readOnlyNoReplay[fstype], disk, mnt)
+	mnt := mountReadOnly(t, disk, fstype)
 	defer runOrFatal(t, "umount", mnt)
 	mkbootimg := filepath.Join(filepath.Dir(r.boot), "bin", "mkbootimg")
 	b, err := exec.Command(mkbootimg, "--store", filepath.Join(mnt, dockerPath), "--image", image, "--out", out).CombinedOutput()

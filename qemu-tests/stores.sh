@@ -364,16 +364,24 @@ containerd_config() {
 
 # --- The cells ---
 
+# logged WHAT CMD...: runs CMD, its output appended to $out/tool.log; on failure shows the log's
+# end and stops, saying WHAT failed.
+logged() {
+	local what=$1
+	shift
+	"$@" >>"$out/tool.log" 2>&1 || {
+		tail -n 20 "$out/tool.log" >&2
+		die "$what failed (log above)"
+	}
+}
+
 # cell_docker_overlay2 loads the images with the host's dockerd, overlay2 graphdriver.
 cell_docker_overlay2() {
 	local t=$SECONDS
 	start_dockerd "$mnt/var/lib/docker" "$run" "$out/tool.log" --storage-driver overlay2
 	log "dockerd ($("$DOCKERD" --version)) up in $((SECONDS - t)) s"
 	t=$SECONDS
-	"$DOCKER" load -i "$images" >>"$out/tool.log" 2>&1 || {
-		tail -n 20 "$out/tool.log" >&2
-		die "docker load failed (log above)"
-	}
+	logged "docker load" "$DOCKER" load -i "$images"
 	log "docker load: $((SECONDS - t)) s"
 	"$DOCKER" images >&2
 	"$DOCKER" info 2>/dev/null | grep -E 'Storage Driver|Backing|Supports d_type' >&2 || true
@@ -412,10 +420,7 @@ cell_docker_containerd() {
 	wait_up dockerd "$out/tool.log" "${docker[@]}" version
 	log "dockerd ($(in_chroot /usr/sbin/dockerd --version)) up in $((SECONDS - t)) s"
 	t=$SECONDS
-	"${docker[@]}" load -i "/images/$(basename "$images")" >>"$out/tool.log" 2>&1 || {
-		tail -n 20 "$out/tool.log" >&2
-		die "docker load failed (log above)"
-	}
+	logged "docker load" "${docker[@]}" load -i "/images/$(basename "$images")"
 	log "docker load: $((SECONDS - t)) s"
 	"${docker[@]}" images >&2
 	"${docker[@]}" info 2>/dev/null | grep -E 'Storage Driver|driver-type|containerd' >&2 || true
@@ -438,12 +443,7 @@ cell_podman() {
 			"$PODMAN" --root "$mnt/var/lib/containers/storage" --runroot "$run/runroot" --tmpdir "$run/libpod" \
 			--storage-driver "$driver" --cgroup-manager cgroupfs --events-backend none "$@"
 	}
-	pm() {
-		podman_cmd "$@" >>"$out/tool.log" 2>&1 || {
-			tail -n 20 "$out/tool.log" >&2
-			die "podman $1 failed (log above)"
-		}
-	}
+	pm() { logged "podman $1" podman_cmd "$@"; }
 	pm load -i "$images"
 	log "podman load ($("$PODMAN" --version), $driver): $((SECONDS - t)) s"
 	t=$SECONDS
@@ -462,22 +462,13 @@ cell_containerd() {
 	wait_up containerd "$out/containerd.log" "$CTR" -a "$sock" version
 	log "containerd ($("$CONTAINERD" --version)) up in $((SECONDS - t)) s"
 	t=$SECONDS
-	"$CTR" -a "$sock" -n moby images import --snapshotter overlayfs "$images" >"$out/tool.log" 2>&1 || {
-		tail -n 20 "$out/tool.log" >&2
-		die "ctr images import failed (log above)"
-	}
+	logged "ctr images import" "$CTR" -a "$sock" -n moby images import --snapshotter overlayfs "$images"
 	log "ctr import: $((SECONDS - t)) s"
 	multiplatform_archives "$run/mp"
-	"$CTR" -a "$sock" -n moby images import --snapshotter overlayfs --base-name docker.io/library/multi_image \
-		"$run/mp/multi.tar" >>"$out/tool.log" 2>&1 || {
-		tail -n 20 "$out/tool.log" >&2
-		die "ctr images import of multi_image failed (log above)"
-	}
-	"$CTR" -a "$sock" -n moby images import --no-unpack --base-name docker.io/library/arm_list \
-		"$run/mp/arm.tar" >>"$out/tool.log" 2>&1 || {
-		tail -n 20 "$out/tool.log" >&2
-		die "ctr images import of arm_list failed (log above)"
-	}
+	logged "ctr images import of multi_image" "$CTR" -a "$sock" -n moby images import --snapshotter overlayfs \
+		--base-name docker.io/library/multi_image "$run/mp/multi.tar"
+	logged "ctr images import of arm_list" "$CTR" -a "$sock" -n moby images import --no-unpack \
+		--base-name docker.io/library/arm_list "$run/mp/arm.tar"
 	"$CTR" -a "$sock" -n moby images ls >&2
 	local n
 	n=$("$CTR" -a "$sock" -n moby snapshots --snapshotter overlayfs ls | tail -n +2 | grep -c Committed || true)
@@ -512,11 +503,8 @@ multiplatform_archives() {
 	mkdir -p "$dir/tmp"
 	: >"$dir/containers.conf"
 	pm() {
-		CONTAINERS_CONF=$dir/containers.conf TMPDIR=$dir/tmp "$PODMAN" --root "$dir/root" --runroot "$dir/runroot" \
-			--storage-driver vfs --cgroup-manager cgroupfs --events-backend none "$@" >>"$out/tool.log" 2>&1 || {
-			tail -n 20 "$out/tool.log" >&2
-			die "podman $1 failed (log above)"
-		}
+		logged "podman $1" env CONTAINERS_CONF="$dir/containers.conf" TMPDIR="$dir/tmp" "$PODMAN" --root "$dir/root" \
+			--runroot "$dir/runroot" --storage-driver vfs --cgroup-manager cgroupfs --events-backend none "$@"
 	}
 	manifest_lists "$dir" "docker-archive:$images:other_image:latest"
 	pm manifest push --all --format oci multi_image "oci-archive:$dir/multi.tar:latest"

@@ -129,7 +129,7 @@ func TestBootCounting(t *testing.T) {
 		cmdline := base + " docker_image=sample_image,other_image dockerinit.tries=5 dockerinit.debug"
 		for i, after := range []time.Duration{0, 20 * time.Millisecond, 80 * time.Millisecond} {
 			v := startVM(t, fmt.Sprintf("count-cut-%d", i), cr, cmdline)
-			if _, err := v.waitFor(regexp.MustCompile(`dockerinit: step: count the try$`), testinitTimeout); err != nil {
+			if _, err := v.waitFor(regexp.MustCompile(`dockerinit: step: count the try`+lineEnd), testinitTimeout); err != nil {
 				v.stop()
 				t.Fatalf("cut %d: the boot did not reach the count: %v\n%s", i, err, v.tail(30))
 			}

@@ -44,7 +44,7 @@ func TestPowerCut(t *testing.T) {
 	for i, c := range powerCuts {
 		name := fmt.Sprintf("powercut-%02d-%s+%v", i, strings.ReplaceAll(c.step, " ", "-"), c.after)
 		v := startVM(t, name, pr, baseCmdline+" "+testinit+" dockerinit.debug")
-		if _, err := v.waitFor(regexp.MustCompile(`dockerinit: step: `+regexp.QuoteMeta(c.step)+`$`), failureTimeout); err != nil {
+		if _, err := v.waitFor(regexp.MustCompile(`dockerinit: step: `+regexp.QuoteMeta(c.step)+lineEnd), failureTimeout); err != nil {
 			v.stop()
 			t.Fatalf("%s: the boot after the previous power cut did not reach step %q: %v\n%s", name, c.step, err, v.tail(30))
 		}

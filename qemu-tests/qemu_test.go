@@ -340,6 +340,8 @@ func TestConsole(t *testing.T) {
 		{name: "prompt without newline", script: "printf 'boot\\r\\nhost login: '; sleep 10", want: `login: *$`, wantLine: "host login: "},
 		{name: "colours stripped", script: "printf '[\\033[0;32m  OK  \\033[0m] Reached target \\033[1mMulti-User System\\033[0m.\\n'; sleep 10",
 			want: `^\[  OK  \] Reached target Multi-User System\.$`, wantLine: "[  OK  ] Reached target Multi-User System."},
+		{name: "kernel message on a line's end", script: "printf '@@12:0:end[    4.739659] sr 2:0:0:0: [sr0] scsi3-mmc drive\\n'; sleep 10",
+			want: `@@12:0:end` + lineEnd, wantLine: "@@12:0:end[    4.739659] sr 2:0:0:0: [sr0] scsi3-mmc drive"},
 		{name: "panic fails fast", script: "echo '[ 1.0] Kernel panic - not syncing: Attempted to kill init!'; sleep 10", want: "never", wantErr: errGuestStuck},
 		{name: "dockerinit failure fails fast", script: "echo 'dockerinit: boot failed: no root'; sleep 10", want: "never", wantErr: errGuestStuck},
 		{name: "exit fails fast", script: "echo bye; echo oops >&2; exit 3", want: "never", errText: `QEMU exited (exit status 3) before it appeared; QEMU stderr: "oops"`},

@@ -42,7 +42,7 @@ func typeCommand(t *testing.T, v *vm, prompt *regexp.Regexp, line string) (strin
 	}
 	// Typed ahead, the line is echoed before the shell prints its prompt, so the marker may
 	// follow the prompt on its line: it is matched wherever it starts.
-	marker := regexp.MustCompile(fmt.Sprintf(`@@%d:(\d+):end$`, commands))
+	marker := regexp.MustCompile(fmt.Sprintf(`@@%d:(\d+):end`, commands) + lineEnd)
 	done, err := v.waitFor(marker, shellTimeout)
 	if err != nil {
 		t.Fatalf("%q did not finish at the shell: %v", line, err)

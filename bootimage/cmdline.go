@@ -21,17 +21,21 @@ const (
 func Cmdline(cfg bootparam.Config, dockerRoot string) string {
 	loc := locate(dockerRoot)
 	root := first(cfg.Root.Device, loc.device, defaultRoot)
-	args := []string{
-		"root=" + root,
-		"rootflags=" + strings.Join(nonEmpty("subvol="+first(cfg.Root.RWLayer, defaultRWLayer), cfg.Root.Flags), ","),
-		"rw",
-		"docker_path=" + first(cfg.Root.DockerPath, loc.path, "var/lib/docker"),
-	}
+	c := bootparam.Cmdline{Params: []bootparam.Param{
+		value("root", root),
+		value("rootflags", strings.Join(nonEmpty("subvol="+first(cfg.Root.RWLayer, defaultRWLayer), cfg.Root.Flags), ",")),
+		{Key: "rw"},
+		value("docker_path", first(cfg.Root.DockerPath, loc.path, "var/lib/docker")),
+	}}
 	if cfg.TopLayer.Path != "" {
-		args = append(args, "toplayer="+first(cfg.TopLayer.Device, root), "toplayer_path="+cfg.TopLayer.Path)
+		c.Params = append(c.Params, value("toplayer", first(cfg.TopLayer.Device, root)), value("toplayer_path", cfg.TopLayer.Path))
 	}
-	return strings.Join(args, " ")
+	// Written by bootparam, a value holding white space (a label "my disk") is quoted as the
+	// kernel reads it.
+	return c.String()
 }
+
+func value(key, v string) bootparam.Param { return bootparam.Param{Key: key, Value: v, HasValue: true} }
 
 func first(vals ...string) string {
 	for _, v := range vals {
@@ -66,7 +70,16 @@ func locate(dockerRoot string) location {
 	}
 	l := location{fstype: loc.Volume.FSType, path: strings.TrimPrefix(loc.Path, "/")}
 	if err == nil {
-		l.device = loc.Volume.Spec()
+		l.device = rootSpec(loc.Volume)
 	}
 	return l
+}
+
+// rootSpec names v for root=: by label, unless the label needs quotes on the command line,
+// which rEFInd cannot write, or cannot be written at all (a double quote); then by UUID.
+func rootSpec(v bootloader.Volume) string {
+	if strings.ContainsAny(v.Label, " \t\"") && v.UUID != "" {
+		v.Label = ""
+	}
+	return v.Spec()
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dockerinit/dockerinit/bootloader"
 	"github.com/dockerinit/dockerinit/bootparam"
 	"github.com/dockerinit/dockerinit/imageroot"
 )
@@ -118,12 +119,43 @@ func TestCmdline(t *testing.T) {
 			Root:     bootparam.RootConfig{Device: "UUID=1234", Flags: "compress=zstd", RWLayer: "rw/desktop", DockerPath: "@/var/lib/docker"},
 			TopLayer: bootparam.TopLayerConfig{Device: "LABEL=ESP", Path: "machine"},
 		}, "root=UUID=1234 rootflags=subvol=rw/desktop,compress=zstd rw docker_path=@/var/lib/docker toplayer=LABEL=ESP toplayer_path=machine"},
+		{"a label with a space, quoted as the kernel reads it", bootparam.Config{
+			Image:    "x",
+			Root:     bootparam.RootConfig{Device: "LABEL=my disk"},
+			TopLayer: bootparam.TopLayerConfig{Path: "boot docker"},
+		}, `root="LABEL=my disk" rootflags=subvol=docker_rwlayer rw docker_path=var/lib/docker toplayer="LABEL=my disk" toplayer_path="boot docker"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := Cmdline(tc.cfg, ""); got != tc.want {
+			got := Cmdline(tc.cfg, "")
+			if got != tc.want {
 				t.Errorf("got  %s\nwant %s", got, tc.want)
 			}
+			// The init reads back what the configuration says.
+			p, err := bootparam.Resolve(bootparam.Config{Image: "x"}, "", got)
+			if err != nil {
+				t.Fatalf("the init would refuse %s: %v", got, err)
+			}
+			if want := first(tc.cfg.Root.Device, defaultRoot); p.Root.Device != want || p.TopLayer.Path != strings.Trim(tc.cfg.TopLayer.Path, "/") {
+				t.Errorf("the init reads root %q, top layer path %q; want %q, %q", p.Root.Device, p.TopLayer.Path, want, tc.cfg.TopLayer.Path)
+			}
 		})
+	}
+}
+
+func TestRootSpec(t *testing.T) {
+	for _, tc := range []struct {
+		v    bootloader.Volume
+		want string
+	}{
+		{bootloader.Volume{Label: "linux", UUID: "1234"}, "LABEL=linux"},
+		{bootloader.Volume{Label: "my disk", UUID: "1234"}, "UUID=1234"},
+		{bootloader.Volume{Label: `say "hi"`, UUID: "1234"}, "UUID=1234"},
+		{bootloader.Volume{Label: "my disk"}, "LABEL=my disk"},
+		{bootloader.Volume{UUID: "1234"}, "UUID=1234"},
+	} {
+		if got := rootSpec(tc.v); got != tc.want {
+			t.Errorf("rootSpec(%+v) = %q, want %q", tc.v, got, tc.want)
+		}
 	}
 }
 

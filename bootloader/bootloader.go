@@ -144,7 +144,7 @@ func CountedEntry(refs []string, tries int, vol Volume, dir, cmdline string) (En
 	c := bootparam.ParseCmdline(withImage(cmdline, strings.Join(refs, ",")))
 	c.Params = slices.DeleteFunc(c.Params, func(p bootparam.Param) bool { return p.Key == "dockerinit.tries" })
 	c.Params = append(c.Params, bootparam.Param{Key: "dockerinit.tries", Value: strconv.Itoa(tries), HasValue: true})
-	e.Cmdline = strings.Join(cmdlineWords(c), " ")
+	e.Cmdline = c.String()
 	return e, nil
 }
 
@@ -182,24 +182,7 @@ func withImage(cmdline, ref string) string {
 	c := bootparam.ParseCmdline(cmdline)
 	c.Params = slices.DeleteFunc(c.Params, func(p bootparam.Param) bool { return p.Key == "docker_image" })
 	c.Params = append(c.Params, bootparam.Param{Key: "docker_image", Value: ref, HasValue: true})
-	return strings.Join(cmdlineWords(c), " ")
-}
-
-// cmdlineWords are the words of a parsed command line as the kernel reads them back: a value
-// holding white space is double-quoted.
-func cmdlineWords(c bootparam.Cmdline) []string {
-	var words []string
-	for _, p := range c.Params {
-		w := p.String()
-		if strings.ContainsAny(p.Value, " \t") {
-			w = p.Key + `="` + p.Value + `"`
-		}
-		words = append(words, w)
-	}
-	if len(c.Init) > 0 {
-		words = append(append(words, "--"), c.Init...)
-	}
-	return words
+	return c.String()
 }
 
 // Render writes e in the syntax of boot manager k.

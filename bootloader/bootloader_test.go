@@ -137,9 +137,15 @@ func TestRefindTutorialEntry(t *testing.T) {
 }
 
 func TestRefindRefuses(t *testing.T) {
-	e := Entry{ID: "x", Title: "x", Kernel: "/vmlinuz", Cmdline: `a="b c"`}
-	if _, err := RefindStanza(e); err == nil || !strings.Contains(err.Error(), "double quote") {
-		t.Errorf("a double quote in the options: %v, want an error naming it", err)
+	e := Entry{ID: "x", Title: "x", Kernel: "/vmlinuz", Initrd: "/initrd", Cmdline: `root="LABEL=my disk" rw`}
+	for name, render := range map[string]func(Entry) (string, error){"refind.conf": RefindStanza, "refind_linux.conf": RefindLinuxLine} {
+		if _, err := render(e); err == nil || !strings.Contains(err.Error(), "double quote") || !strings.Contains(err.Error(), "UUID=") {
+			t.Errorf("%s: a label with a space on the command line: %v, want an error naming the quote and UUID= instead", name, err)
+		}
+	}
+	e = Entry{ID: "x", Title: `say "hi"`, Kernel: "/vmlinuz"}
+	if _, err := RefindStanza(e); err == nil || !strings.Contains(err.Error(), "double quote") || strings.Contains(err.Error(), "UUID=") {
+		t.Errorf("a double quote in the title: %v, want an error naming it", err)
 	}
 	e = Entry{ID: "x", Title: "x", Kernel: "/vmlinuz", Volume: Volume{UUID: "1234-5678"}}
 	if _, err := RefindStanza(e); err == nil || !strings.Contains(err.Error(), "no label") {

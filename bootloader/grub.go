@@ -41,7 +41,7 @@ func GRUBEntry(e Entry) (string, error) {
 		return b.String(), nil
 	}
 	b.WriteString("\tlinux " + grubQuote(e.Kernel))
-	for _, w := range cmdlineWords(bootparam.ParseCmdline(e.Cmdline)) {
+	for _, w := range bootparam.ParseCmdline(e.Cmdline).Words() {
 		b.WriteString(" " + grubQuote(w))
 	}
 	b.WriteString("\n")

@@ -11,8 +11,8 @@ func RefindStanza(e Entry) (string, error) {
 	if err := checkEntry(e); err != nil {
 		return "", err
 	}
-	if strings.Contains(e.Title+e.Cmdline+e.Kernel+e.Initrd+e.Volume.Label, `"`) {
-		return "", fmt.Errorf("entry %s: rEFInd cannot quote a double quote in %q / %q: remove it", e.ID, e.Title, e.Cmdline)
+	if err := refindUnquotable(e, e.Title, e.Cmdline, e.Kernel, e.Initrd, e.Volume.Label); err != nil {
+		return "", err
 	}
 	if !e.Volume.IsZero() && e.Volume.Label == "" {
 		return "", fmt.Errorf("entry %s: the volume holding %s has no label (UUID %s), and rEFInd names volumes by label: label it (btrfs filesystem label, e2label, fatlabel) or pass --volume LABEL", e.ID, e.Kernel, e.Volume.UUID)
@@ -47,10 +47,25 @@ func RefindLinuxLine(e Entry) (string, error) {
 	if e.Initrd != "" {
 		opts = strings.TrimSpace(opts + " initrd=" + strings.ReplaceAll(e.Initrd, "/", `\`))
 	}
-	if strings.Contains(e.Title+opts, `"`) {
-		return "", fmt.Errorf("entry %s: rEFInd cannot quote a double quote in %q / %q: remove it", e.ID, e.Title, opts)
+	if err := refindUnquotable(e, e.Title, opts); err != nil {
+		return "", err
 	}
 	return fmt.Sprintf("\"%s\" \"%s\"\n", e.Title, opts), nil
+}
+
+// refindUnquotable refuses a double quote in any of e's fields, which rEFInd cannot escape.
+func refindUnquotable(e Entry, fields ...string) error {
+	for _, f := range fields {
+		if !strings.Contains(f, `"`) {
+			continue
+		}
+		err := fmt.Errorf("entry %s: rEFInd cannot write a double quote, and %q holds one", e.ID, f)
+		if e.Cmdline != "" && strings.Contains(f, e.Cmdline) && strings.Contains(e.Cmdline, `"`) {
+			return fmt.Errorf("%w: the kernel command line quotes a value holding white space (a label such as \"my disk\"): name the file system by UUID= (--root UUID=..., [root] device), or remove the quote", err)
+		}
+		return fmt.Errorf("%w: remove it", err)
+	}
+	return nil
 }
 
 // refindWord quotes a value when rEFInd would split it: it splits on white space, '=' and ','.

@@ -68,6 +68,39 @@ func (p Param) String() string {
 	return p.Key + "=" + p.Value
 }
 
+// String writes c back as a kernel command line that ParseCmdline reads as c.
+func (c Cmdline) String() string { return strings.Join(c.Words(), " ") }
+
+// Words are c's words as the kernel reads them: a word holding white space is double-quoted
+// (the kernel has no escape, so a word holding a double quote cannot come back whole).
+func (c Cmdline) Words() []string {
+	words := make([]string, 0, len(c.Params)+1+len(c.Init))
+	for _, p := range c.Params {
+		words = append(words, quoteWord(p.String()))
+	}
+	if len(c.Init) > 0 {
+		words = append(words, "--")
+		for _, w := range c.Init {
+			words = append(words, quoteWord(w))
+		}
+	}
+	return words
+}
+
+// quoteWord quotes the value of KEY=VALUE, or else the whole word, when it holds white space.
+func quoteWord(w string) string {
+	if w == "" {
+		return `""`
+	}
+	if !strings.ContainsAny(w, spaces) {
+		return w
+	}
+	if key, value, ok := strings.Cut(w, "="); ok && key != "" && !strings.ContainsAny(key, spaces) {
+		return key + `="` + value + `"`
+	}
+	return `"` + w + `"`
+}
+
 // nextWord returns the first word of s (quotes kept) and what follows it.
 // It returns an empty word when s holds only white space.
 func nextWord(s string) (word, rest string) {

@@ -72,6 +72,18 @@ func TestLookupLastWins(t *testing.T) {
 	}
 }
 
+func TestCmdlineString(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"root=LABEL=linux  rw\n", "root=LABEL=linux rw"},
+		{`root="LABEL=my disk" "toplayer_path=boot docker"`, `root="LABEL=my disk" toplayer_path="boot docker"`},
+		{`"a b" -- x "y z" "" k="v w"`, `"a b" -- x "y z" "" k="v w"`},
+	} {
+		if got := ParseCmdline(tc.in).String(); got != tc.want {
+			t.Errorf("ParseCmdline(%q).String() = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 func FuzzParseCmdline(f *testing.F) {
 	for _, s := range []string{
 		"root=LABEL=linux rootflags=subvol=docker_rwlayer rw docker_path=docker toplayer=LABEL=linux toplayer_path=boot_docker",
@@ -90,6 +102,13 @@ func FuzzParseCmdline(f *testing.F) {
 			}
 			if q, ok := c.Lookup(p.Key); !ok || q.Key != p.Key {
 				t.Errorf("Lookup(%q) = %v, %v", p.Key, q, ok)
+			}
+		}
+		// Written back, a command line whose words hold no double quote reads the same.
+		quote := func(w string) bool { return strings.Contains(w, `"`) }
+		if !slices.ContainsFunc(c.Params, func(p Param) bool { return quote(p.String()) }) && !slices.ContainsFunc(c.Init, quote) {
+			if back := ParseCmdline(c.String()); !reflect.DeepEqual(back, c) {
+				t.Errorf("ParseCmdline(%q) = %+v; written back as %q it reads %+v", s, c, c.String(), back)
 			}
 		}
 		// Words without quotes or '=' come back unchanged, in order.

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/dockerinit/dockerinit/bootimage"
 	"github.com/dockerinit/dockerinit/bootloader"
@@ -130,7 +129,7 @@ func (r ukiResult) print() {
 
 // ukiLine is the command line mkbootimg uki seals: the one the build computes, plus --append.
 func ukiLine(o bootimage.Options, appendArgs string) string {
-	return strings.Join(strings.Fields(bootimage.Cmdline(o.Config, o.DockerRoot)+" "+appendArgs), " ")
+	return bootparam.ParseCmdline(bootimage.Cmdline(o.Config, o.DockerRoot) + " " + appendArgs).String()
 }
 
 // buildUKI builds the kernel and initramfs of o (into o.Out, a scratch folder) with line sealed

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dockerinit/dockerinit/bootimage"
 	"github.com/dockerinit/dockerinit/bootparam"
+	"github.com/dockerinit/dockerinit/internal/atomicfile"
 	"github.com/dockerinit/dockerinit/rescue/password"
 )
 
@@ -172,6 +173,7 @@ func (b *buildFlags) config() (bootparam.Config, error) {
 }
 
 func runBuild(args []string) error {
+	atomicfile.RemoveOnSignal()
 	fs := newFlags("build", buildHelp)
 	b := addBuildFlags(fs)
 	out := fs.String("out", "", "directory to write vmlinuz and initramfs.img to (created if missing)")

@@ -13,6 +13,7 @@ import (
 	"github.com/dockerinit/dockerinit/bootloader"
 	"github.com/dockerinit/dockerinit/bootloader/diskimage"
 	"github.com/dockerinit/dockerinit/bootparam"
+	"github.com/dockerinit/dockerinit/internal/atomicfile"
 	"github.com/dockerinit/dockerinit/uki"
 )
 
@@ -65,6 +66,7 @@ Flags:
 `
 
 func runDisk(args []string) error {
+	atomicfile.RemoveOnSignal()
 	fs := newFlags("disk", diskHelp)
 	b := addBuildFlags(fs)
 	ef := addEntryFlags(fs, false)

@@ -73,6 +73,7 @@ func addInstallFlags(fs *flag.FlagSet) *installFlags {
 }
 
 func runInstall(args []string) error {
+	atomicfile.RemoveOnSignal()
 	fs := newFlags("install", installHelp)
 	b := addBuildFlags(fs)
 	ef := addEntryFlags(fs, true)

@@ -13,6 +13,7 @@ import (
 	"github.com/dockerinit/dockerinit/bootimage"
 	"github.com/dockerinit/dockerinit/bootloader"
 	"github.com/dockerinit/dockerinit/bootparam"
+	"github.com/dockerinit/dockerinit/internal/atomicfile"
 	"github.com/dockerinit/dockerinit/uki"
 )
 
@@ -63,6 +64,7 @@ func addUKIFlags(f *ukiFlags, fs *flag.FlagSet) {
 }
 
 func runUKI(args []string) error {
+	atomicfile.RemoveOnSignal()
 	fs := newFlags("uki", ukiHelp)
 	b := addBuildFlags(fs)
 	var uf ukiFlags

@@ -19,8 +19,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -46,6 +48,32 @@ type Temp struct {
 	renamed bool
 }
 
+// live are the temporary files neither renamed nor discarded, for RemoveOnSignal; mu also keeps
+// RemoveOnSignal from ending the process inside replace.
+var (
+	mu   sync.Mutex
+	live = map[*Temp]bool{}
+)
+
+// RemoveOnSignal makes SIGINT, SIGTERM and SIGHUP remove the temporary files being written
+// before the process dies of the signal, as it would have without this. RemoveStale would free
+// them only at the next write of the same name, and a disk image's is gigabytes. A set being
+// renamed (replace) is finished first, so a signal never leaves half a set replaced. Commands
+// that handle an interrupt themselves do not call it.
+func RemoveOnSignal() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		s := <-c
+		mu.Lock() // never unlocked: no replace starts after this
+		for t := range live {
+			os.Remove(t.Name())
+		}
+		signal.Reset()
+		_ = unix.Kill(os.Getpid(), s.(syscall.Signal))
+	}()
+}
+
 // Create removes the temporary files that crashed runs left for path, and starts a new one
 // beside it, mode 0600 until changed.
 func Create(path string) (*Temp, error) {
@@ -60,7 +88,11 @@ func Create(path string) (*Temp, error) {
 		}
 		// A file system without flock gets no lock: RemoveStale then leaves its files alone.
 		if unix.Flock(int(f.Fd()), unix.LOCK_EX) != nil || stillNamed(f) {
-			return &Temp{File: f, path: path}, nil
+			t := &Temp{File: f, path: path}
+			mu.Lock()
+			live[t] = true
+			mu.Unlock()
+			return t, nil
 		}
 		f.Close()
 	}
@@ -143,6 +175,8 @@ func (t *Temp) Commit() error {
 // that did not exist holds an empty file between steps 3 and 4 on FAT (vfat makes the new entry
 // empty), which the next run replaces.
 func replace(dir string, temps []*Temp) error {
+	mu.Lock()
+	defer mu.Unlock()
 	var held []*os.File
 	defer func() {
 		for _, f := range held {
@@ -212,11 +246,15 @@ func (t *Temp) rename() error {
 		return fmt.Errorf("replace %s: %w", t.path, err)
 	}
 	t.renamed = true
+	delete(live, t) // mu is held by replace
 	return nil
 }
 
 // Discard removes t unless it was renamed, and closes it. It may follow Commit, for a defer.
 func (t *Temp) Discard() {
+	mu.Lock()
+	delete(live, t)
+	mu.Unlock()
 	if !t.renamed {
 		os.Remove(t.Name())
 	}

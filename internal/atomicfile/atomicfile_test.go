@@ -1,12 +1,17 @@
 package atomicfile
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestLeftovers: writing a name removes the temporary files that crashed runs left for it, whether
@@ -225,5 +230,55 @@ func TestRenameRemove(t *testing.T) {
 	}
 	if want := []string{"a+3.conf=entry", "b.conf=other"}; !slices.Equal(got, want) {
 		t.Errorf("the directory holds %q, want %q", got, want)
+	}
+}
+
+// TestRemoveOnSignal: a run killed by SIGINT, SIGTERM or SIGHUP while it writes a file leaves no
+// temporary file, and still dies of the signal; the file it replaces keeps its old bytes.
+func TestRemoveOnSignal(t *testing.T) {
+	if dir := os.Getenv("ATOMICFILE_SIGNAL_DIR"); dir != "" {
+		RemoveOnSignal()
+		tmp, err := Create(filepath.Join(dir, "disk.img"))
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(2)
+		}
+		tmp.WriteString("half")
+		fmt.Println("writing")
+		time.Sleep(time.Minute)
+		os.Exit(3)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "disk.img"), []byte("old"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRemoveOnSignal$")
+		cmd.Env = append(os.Environ(), "ATOMICFILE_SIGNAL_DIR="+dir)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		if line != "writing\n" {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("the writer said %q, want writing", line)
+		}
+		cmd.Process.Signal(sig)
+		err = cmd.Wait()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != sig {
+			t.Errorf("%v: the writer ended with %v, want killed by the signal", sig, err)
+		}
+		if m, _ := filepath.Glob(filepath.Join(dir, ".*")); len(m) != 0 {
+			t.Errorf("%v: temporary files left: %q", sig, m)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, "disk.img")); string(b) != "old" {
+			t.Errorf("%v: disk.img holds %q, want its old bytes", sig, b)
+		}
 	}
 }

@@ -1,10 +1,13 @@
 package bootloader
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -311,6 +314,44 @@ func TestSetBlock(t *testing.T) {
 				t.Errorf("entries after replacing a: %q, want %q (a replaced in place)", titles, want)
 			}
 		})
+	}
+}
+
+// TestConcurrentInstalls: installs running at once into one refind.conf each keep the others'
+// entries (each reads the file, adds its block and renames a new file over it).
+func TestConcurrentInstalls(t *testing.T) {
+	esp := t.TempDir()
+	conf := filepath.Join(esp, "EFI", "refind", "refind.conf")
+	if err := os.MkdirAll(filepath.Dir(conf), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(conf, []byte("timeout 20\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	var wg sync.WaitGroup
+	for i := range 16 {
+		e := entries(t)[0]
+		e.ID, e.Title = fmt.Sprintf("dockerinit-%d", i), fmt.Sprintf("image %d", i)
+		want = append(want, e.Title)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := Install(Target{Kind: Refind, ESP: esp}, e); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	b, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := parseTitles(ParseRefind)(t, string(b))
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("refind.conf after 16 installs at once lists %q, want %q", got, want)
 	}
 }
 

@@ -119,6 +119,22 @@ func Install(t Target, entries ...Entry) ([]Installed, error) {
 
 // installFile sets entries in the file path, in one replacement.
 func installFile(t Target, path string, entries []Entry) ([]Installed, error) {
+	dir := filepath.Dir(path)
+	if t.Kind != Refind {
+		if err := atomicfile.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	noRefind := fmt.Errorf("%s does not exist: install rEFInd first, or name its refind.conf", path)
+	unlock, err := atomicfile.LockDir(dir)
+	if t.Kind == Refind && errors.Is(err, fs.ErrNotExist) {
+		return nil, noRefind
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Held from the read to the write: a concurrent install's entries are read, never lost.
+	defer unlock()
 	old, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -127,7 +143,7 @@ func installFile(t Target, path string, entries []Entry) ([]Installed, error) {
 		return nil, err
 	}
 	if t.Kind == Refind && old == nil {
-		return nil, fmt.Errorf("%s does not exist: install rEFInd first, or name its refind.conf", path)
+		return nil, noRefind
 	}
 	conf := string(old)
 	var done []Installed
@@ -153,14 +169,11 @@ func installFile(t Target, path string, entries []Entry) ([]Installed, error) {
 		atomicfile.RemoveStale(path)
 		return done, nil
 	}
-	if err := atomicfile.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
 	mode := fs.FileMode(0o644)
 	if fi, err := os.Stat(path); err == nil {
 		mode = fi.Mode().Perm() // the user's file keeps its mode
 	}
-	if err := atomicfile.WriteSet(filepath.Dir(path), atomicfile.File{Name: filepath.Base(path), Data: []byte(conf), Mode: mode}); err != nil {
+	if err := atomicfile.WriteSet(dir, atomicfile.File{Name: filepath.Base(path), Data: []byte(conf), Mode: mode}); err != nil {
 		return nil, err
 	}
 	return done, nil

@@ -74,6 +74,26 @@ func RemoveOnSignal() {
 	}()
 }
 
+// LockDir takes an exclusive flock(2) on the directory dir, waiting for another process to
+// release it, for a read-change-write of a file in dir that several runs may do at once (two
+// installs adding their entries to one refind.conf): the file itself is no lock, as each write
+// renames a new one over it. unlock releases it; so does the process's death.
+func LockDir(dir string) (unlock func(), err error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	err = unix.Flock(int(d.Fd()), unix.LOCK_EX)
+	switch {
+	case errors.Is(err, unix.ENOLCK), errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EINVAL):
+		// A file system without flock gets no lock, as in Create: runs at once may then race.
+	case err != nil:
+		d.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() { d.Close() }, nil
+}
+
 // Create removes the temporary files that crashed runs left for path, and starts a new one
 // beside it, mode 0600 until changed.
 func Create(path string) (*Temp, error) {

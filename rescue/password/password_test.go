@@ -2,6 +2,8 @@ package password
 
 import (
 	"errors"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -79,15 +81,22 @@ func TestFormatErrors(t *testing.T) {
 	}
 }
 
+var roundsRe = regexp.MustCompile(`^\$[56]\$rounds=([0-9]+)\$`)
+
 func FuzzVerify(f *testing.F) {
 	for _, v := range vectors {
 		f.Add(v.hash, v.password)
 	}
 	f.Add("$6$rounds=1000$$x", "")
 	f.Fuzz(func(t *testing.T, h, pw string) {
-		p, err := parse(h)
-		if err != nil || p.rounds > 20000 { // the number of rounds makes Verify slow, not wrong
+		if parse(h) != nil {
 			return
+		}
+		// The number of rounds makes Verify slow, not wrong.
+		if m := roundsRe.FindStringSubmatch(h); m != nil {
+			if n, _ := strconv.Atoi(m[1]); n > 20000 {
+				return
+			}
 		}
 		if err := Verify(h, pw); err != nil && !errors.Is(err, ErrMismatch) {
 			t.Fatalf("Verify of a hash that parses: %v", err)

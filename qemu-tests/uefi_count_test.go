@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,8 +17,8 @@ import (
 // to, and ditest.fail= makes other_image's init fail. The same disk boots three times: other_image
 // takes its two tries and fails, then the initramfs boots sample_image by itself, whose init marks
 // the boot good; the record that counts lives on the disk's btrfs, so the boot manager plays no
-// part in it. (systemd-boot's own +N names are left to the bootloader package's tests: showing
-// its rename would cost boots beyond this test's six.)
+// part in it. Under systemd-boot one boot shows its own counting (--systemd-boot-counting)
+// running beside ours: it renames the counted entry's file as it starts it.
 func TestUEFIFallback(t *testing.T) {
 	r := requireRig(t)
 	testenv.Need(t, fileExists(ovmfCode) && fileExists(ovmfVars), "OVMF firmware "+ovmfCode+" (apt-get install ovmf)")
@@ -94,4 +95,50 @@ func TestUEFIFallback(t *testing.T) {
 			checkFellBack(t, waitCountInit(t, v))
 		})
 	}
+
+	t.Run("systemd-boot counts too", func(t *testing.T) {
+		dir := t.TempDir()
+		disk := filepath.Join(dir, "disk.img")
+		if out, err := mkdiskOf(r, mkbootimg, disk, "other_image", btrfs, "--bootloader", "systemd-boot", "--also", "sample_image", "--tries", "2",
+			"--systemd-boot-counting", "--toplayer-path", "boot_docker", "--timeout", "1", "--serial", "--append", cmdline); err != nil {
+			if strings.Contains(out, "apt-get install systemd-boot-efi") {
+				testenv.Need(t, false, "the systemd-boot boot manager (apt-get install systemd-boot-efi)")
+			}
+			t.Fatalf("mkbootimg disk: %v\n%s", err, out)
+		}
+		const id = "dockerinit-other_image-latest"
+		if names := espDir(t, disk, "loader/entries"); !slices.Contains(names, id+"+2.conf") {
+			t.Fatalf("the disk's systemd-boot entries are %q: want %s+2.conf, two tries for systemd-boot", names, id)
+		}
+		v := startUEFI(t, "uefi-fallback-systemd-boot", r, dir, disk)
+		if _, err := v.waitFor(regexp.MustCompile(`dockerinit: booting other_image \(try 1 of 2\)`), uefiTimeout); err != nil {
+			v.stop()
+			t.Fatalf("systemd-boot did not start the counted entry, or it did not take try 1 of other_image: %v\n%s", err, v.tail(30))
+		}
+		if _, err := v.waitFor(regexp.MustCompile(`DITEST failing`), uefiTimeout); err != nil {
+			v.stop()
+			t.Fatalf("other_image's init did not run: %v", err)
+		}
+		if err := v.waitExit(poweroffTimeout); err != nil {
+			t.Error(err)
+		}
+		// systemd-boot took one of its two tries, as dockerinit took one of its own.
+		if names := espDir(t, disk, "loader/entries"); !slices.Contains(names, id+"+1-1.conf") || slices.Contains(names, id+"+2.conf") {
+			t.Errorf("after a boot, the entries are %q: want systemd-boot's renaming of %s+2.conf to %s+1-1.conf", names, id, id)
+		}
+	})
+}
+
+// espDir lists the names in a folder of a disk image's ESP.
+func espDir(t *testing.T, disk, dir string) []string {
+	t.Helper()
+	infos, err := openESP(t, disk).ReadDir(dir)
+	if err != nil {
+		t.Fatalf("list %s on the ESP of %s: %v", dir, disk, err)
+	}
+	var names []string
+	for _, fi := range infos {
+		names = append(names, fi.Name())
+	}
+	return names
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/diskfs/go-diskfs/filesystem"
 
 	"github.com/dockerinit/dockerinit/bootloader"
 	"github.com/dockerinit/dockerinit/internal/testenv"
@@ -165,6 +166,19 @@ func mkdiskOf(r *rig, mkbootimg, disk, image, btrfs string, args ...string) (str
 // espReader reads files from the ESP of a disk image.
 func espReader(t *testing.T, disk string) func(string) string {
 	t.Helper()
+	esp := openESP(t, disk)
+	return func(name string) string {
+		b, err := esp.ReadFile(name)
+		if err != nil {
+			t.Fatalf("read %s from the ESP of %s: %v", name, disk, err)
+		}
+		return string(b)
+	}
+}
+
+// openESP opens the ESP of a disk image read-only, until the test ends.
+func openESP(t *testing.T, disk string) filesystem.FileSystem {
+	t.Helper()
 	d, err := diskfs.Open(disk, diskfs.WithOpenMode(diskfs.ReadOnly))
 	if err != nil {
 		t.Fatalf("open %s: %v", disk, err)
@@ -174,13 +188,7 @@ func espReader(t *testing.T, disk string) func(string) string {
 	if err != nil {
 		t.Fatalf("the ESP of %s: %v", disk, err)
 	}
-	return func(name string) string {
-		b, err := esp.ReadFile(name)
-		if err != nil {
-			t.Fatalf("read %s from the ESP of %s: %v", name, disk, err)
-		}
-		return string(b)
-	}
+	return esp
 }
 
 func firstEntry(t *testing.T, what string, parse func() ([]bootloader.Entry, error)) bootloader.Entry {

@@ -57,7 +57,7 @@ func TestBoots(t *testing.T) {
 		// on a busy machine under TCG, holds multi-user.target past the test's minute: it is the
 		// image's business, not the initramfs's.
 		v := startVM(t, "systemd", r, baseCmdline+" systemd.mask=e2scrub_reap.service")
-		login, err := v.waitFor(regexp.MustCompile(`login: *$`), systemdTimeout)
+		login, err := v.waitFor(regexp.MustCompile(`login: *`+lineEnd), systemdTimeout)
 		if err != nil {
 			t.Fatalf("systemd boot to a login prompt: %v", err)
 		}
@@ -79,7 +79,7 @@ func TestBoots(t *testing.T) {
 			if err := v.send("root\r"); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := v.waitFor(regexp.MustCompile(`root@dockerinit-top:.*# *$`), 60*time.Second); err != nil {
+			if _, err := v.waitFor(regexp.MustCompile(`root@dockerinit-top:.*# *`+lineEnd), 60*time.Second); err != nil {
 				t.Fatalf("root login with the empty password: %v", err)
 			}
 			t.Run("dockerinit status", func(t *testing.T) {

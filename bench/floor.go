@@ -14,6 +14,8 @@ import (
 // list kept by hand can drift from it.
 const (
 	FloorName = "floor"
+	// GoFloorName is the floor's work done in Go (bench/floor/gofloor).
+	GoFloorName = "floor (Go)"
 	// FloorFirstLine is the floor's kernel log line as it starts, its counterpart of dockerinit's
 	// first line: Boot.FirstLineS reads either.
 	FloorFirstLine     = "floor: /init started"
@@ -157,10 +159,10 @@ type FloorRoot struct {
 // FloorHeader is bench/floor/plan.h for mods and root: the floor's whole configuration, compiled
 // in so that it reads nothing at boot.
 func FloorHeader(mods []FloorModule, root FloorRoot) (string, error) {
-	if len(mods) == 0 {
-		return "", fmt.Errorf("no modules: the floor loads what dockerinit loaded, and that was nothing")
+	fsModule, err := checkFloor(mods, root)
+	if err != nil {
+		return "", err
 	}
-	fsModule := slices.IndexFunc(mods, func(m FloorModule) bool { return m.Name == root.FSType })
 	maxDeps := 0
 	for _, m := range mods {
 		maxDeps = max(maxDeps, len(m.Deps))
@@ -175,15 +177,63 @@ func FloorHeader(mods []FloorModule, root FloorRoot) (string, error) {
 	for i, m := range mods {
 		deps := ""
 		for _, d := range m.Deps {
-			if d >= i {
-				return "", fmt.Errorf("module %s waits for a later one: the list is not in dependency order", m.Name)
-			}
 			deps += strconv.Itoa(d) + ", "
 		}
 		p("\t{ %s, { %s-1 } }, /* %d %s */ \\\n", cString("/"+m.Path), deps, i, m.Name)
 	}
 	p("}\n")
 	return b.String(), nil
+}
+
+// GoFloorLdflags is the -ldflags value that gives bench/floor/gofloor the same configuration as
+// FloorHeader gives the C floor: each value set with -X, so that it too reads nothing at boot.
+// The go command splits the value at white space outside quotes, so a value holding white space
+// is single-quoted, and one holding a quote refused.
+func GoFloorLdflags(mods []FloorModule, root FloorRoot) (string, error) {
+	fsModule, err := checkFloor(mods, root)
+	if err != nil {
+		return "", err
+	}
+	var list []string
+	for _, m := range mods {
+		var deps []string
+		for _, d := range m.Deps {
+			deps = append(deps, strconv.Itoa(d))
+		}
+		list = append(list, "/"+m.Path+":"+strings.Join(deps, ","))
+	}
+	flags := []string{"-s", "-w"}
+	for _, v := range []struct{ name, value string }{
+		{"modules", strings.Join(list, ";")}, {"rootDev", root.Device}, {"rootFSType", root.FSType},
+		{"rootOpts", root.Options}, {"realInit", root.Init}, {"fsModule", strconv.Itoa(fsModule)},
+		{"firstLine", FloorFirstLine},
+	} {
+		if strings.ContainsAny(v.value, "\n'\"") {
+			return "", fmt.Errorf("the Go floor's %s %q holds a quote or a line break, which -ldflags cannot pass", v.name, v.value)
+		}
+		arg := "main." + v.name + "=" + v.value
+		if strings.ContainsAny(arg, " \t") {
+			arg = "'" + arg + "'"
+		}
+		flags = append(flags, "-X", arg)
+	}
+	return strings.Join(flags, " "), nil
+}
+
+// checkFloor refuses a floor that could not boot: no modules, or a module waiting for a later
+// one. It returns the position of root's file system module, -1 when it is built in.
+func checkFloor(mods []FloorModule, root FloorRoot) (int, error) {
+	if len(mods) == 0 {
+		return 0, fmt.Errorf("no modules: the floor loads what dockerinit loaded, and that was nothing")
+	}
+	for i, m := range mods {
+		for _, d := range m.Deps {
+			if d >= i {
+				return 0, fmt.Errorf("module %s waits for a later one: the list is not in dependency order", m.Name)
+			}
+		}
+	}
+	return slices.IndexFunc(mods, func(m FloorModule) bool { return m.Name == root.FSType }), nil
 }
 
 // cString quotes s as a C string literal.

@@ -177,3 +177,40 @@ func TestFloorCompiles(t *testing.T) {
 		t.Fatalf("gcc: %v\n%s", err, out)
 	}
 }
+
+// TestGoFloorLdflags: the Go floor gets the C floor's plan through the linker, and builds with it.
+func TestGoFloorLdflags(t *testing.T) {
+	mods := []FloorModule{{"xor", "lib/modules/6.1/xor.ko", nil}, {"btrfs", "lib/modules/6.1/btrfs.ko", []int{0}}}
+	root := FloorRoot{Device: "/dev/vda", FSType: "btrfs", Options: "subvol=docker_rwlayer", Init: "/usr/local/sbin/testinit"}
+	flags, err := GoFloorLdflags(mods, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const list = "main.modules=/lib/modules/6.1/xor.ko:;/lib/modules/6.1/btrfs.ko:0"
+	for _, want := range []string{"-s -w ", "-X " + list, "-X main.rootDev=/dev/vda", "-X main.rootOpts=subvol=docker_rwlayer",
+		"-X main.fsModule=1", "-X main.realInit=/usr/local/sbin/testinit", "-X 'main.firstLine=floor: /init started'"} {
+		if !strings.Contains(flags, want) {
+			t.Errorf("the flags lack %q: %s", want, flags)
+		}
+	}
+	if _, err := GoFloorLdflags(mods, FloorRoot{Device: "/dev/vda", FSType: "btrfs", Init: `/sbin/"odd"`}); err == nil {
+		t.Error("an init path with a quote: GoFloorLdflags took it")
+	}
+	// The go command takes the flags, and the binary holds the plan.
+	bin := filepath.Join(t.TempDir(), "gofloor")
+	if out, err := exec.Command("go", "build", "-ldflags", flags, "-o", bin, "./floor/gofloor").CombinedOutput(); err != nil {
+		t.Fatalf("go build -ldflags %q: %v\n%s", flags, err, out)
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"/lib/modules/6.1/xor.ko:;/lib/modules/6.1/btrfs.ko:0", "floor: /init started"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the built Go floor does not hold %q", want)
+		}
+	}
+	if _, err := GoFloorLdflags([]FloorModule{{"a", "a.ko", []int{0}}}, root); err == nil {
+		t.Error("a module waiting for itself: GoFloorLdflags took it")
+	}
+}

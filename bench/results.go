@@ -55,6 +55,9 @@ type Initrd struct {
 	Boots     []Boot    `json:"boots,omitempty"` // none when it was not booted
 	// Floor marks the bench's own minimal /init (bench/floor): the least any initramfs must do.
 	Floor bool `json:"floor,omitempty"`
+	// GoFloor marks the floor's work done by a Go program (bench/floor/gofloor): its start-up is
+	// Go's own on this kernel and VM.
+	GoFloor bool `json:"go_floor,omitempty"`
 	// Store names the image store it boots from when that is not the fixture's (Docker's btrfs
 	// driver), e.g. "Docker overlay2 on ext4": one of ours booting an overlayfs of the image's
 	// layers, compared with ours booting the btrfs snapshot.

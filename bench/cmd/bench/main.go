@@ -260,14 +260,19 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
-	// The floor boots right after ours in every round; it is built from ours, after ours.
-	var floor *generator
+	// The floors boot right after ours in every round; they are built from ours, after ours.
+	var floors []*generator
+	var goFloorErr error
 	if o.only != "overlay" {
 		logf("floor: the least any initramfs must do, built from %s", gens[0].Name)
-		floor, err = buildFloor(ctx, o, gens[0], disk, filepath.Join(o.work, "console"))
+		floors, goFloorErr, err = buildFloors(ctx, o, gens[0], disk, filepath.Join(o.work, "console"))
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if goFloorErr != nil {
+		logf("the Go floor left out: %v", goFloorErr)
+		note("the Go floor is left out: %v", goFloorErr)
 	}
 	switch {
 	case o.only == "overlay":
@@ -275,9 +280,11 @@ func run(ctx context.Context, o options) error {
 		logf("floor left out: %v", err)
 		note("the floor is left out: %v", err)
 	default:
-		bootable = append(bootable[:1], append([]*generator{floor}, bootable[1:]...)...)
-		gens = append(gens, floor)
-		res.Initrds = append(res.Initrds, floor.Initrd)
+		bootable = append(bootable[:1], append(floors, bootable[1:]...)...)
+		gens = append(gens, floors...)
+		for _, f := range floors {
+			res.Initrds = append(res.Initrds, f.Initrd)
+		}
 	}
 
 	logf("boots: %d rounds of %d initramfs images under QEMU", o.rounds, len(bootable))
@@ -450,6 +457,11 @@ func addNotes(res *bench.Results, gens []*generator) {
 				"depends on are in, waits for %s, mounts %s with %s (the rw layer made beforehand, as for initramfs-tools and dracut), "+
 				"moves /dev, mounts /proc and switches root to %s. No command line, no device search by label, no snapshot, no top layer.",
 				len(g.floorModules), strings.Join(g.floorModules, ", "), floorRoot.Device, floorRoot.FSType, floorRoot.Options, floorRoot.Init))
+		}
+		if g.GoFloor && g.dropped == nil {
+			note("The Go floor (bench/floor/gofloor, go build with CGO_ENABLED=0, built by the bench) does the floor's work as a plain " +
+				"static Go program (goroutines for the loads, the standard library and x/sys/unix): its start-up, from \"Run /init\" to " +
+				"its first line, is what Go's runtime costs on this kernel and VM before any of dockerinit's code runs.")
 		}
 	}
 	note("dockerinit deletes the rw layer, snapshots the image and applies the top layer during its boot, inside the measured time; " +

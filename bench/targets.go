@@ -365,8 +365,8 @@ func startupFinding(floor, goFloor *Initrd, limitMS float64) string {
 		"system calls under TCG), which leaves %.0f ms of the %.0f for Go's runtime start, package init and dockerinit's work before its line",
 		c, max(limitMS-c, 0), limitMS)
 	if g := medianStartupMS(goFloor); g > 0 {
-		s += fmt.Sprintf("; the Go floor, the same work as a plain static Go program, takes %.0f ms to its first line: Go's runtime "+
-			"alone costs %.0f ms here, %.1fx the limit", g, g-c, g/limitMS)
+		s += fmt.Sprintf("; the Go floor, the same work as a plain static Go program, takes %.0f ms to its first line, %.1fx the "+
+			"limit: Go's runtime alone costs %.0f ms here", g, g/limitMS, g-c)
 	}
 	return s
 }

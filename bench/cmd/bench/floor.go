@@ -79,8 +79,11 @@ func buildFloors(ctx context.Context, o options, ours *generator, disk, logDir s
 		names = append(names, m.Name)
 	}
 
-	c := floorGenerator(o, bench.Initrd{Name: bench.FloorName, Floor: true,
+	c, err := floorGenerator(o, bench.Initrd{Name: bench.FloorName, Floor: true,
 		Build: "gcc -static -Os -pthread bench/floor/floor.c, with the modules dockerinit loaded, from its initramfs"}, "floor")
+	if err != nil {
+		return nil, nil, err
+	}
 	header, err := bench.FloorHeader(mods, floorRoot)
 	if err != nil {
 		return nil, nil, err
@@ -103,9 +106,12 @@ func buildFloors(ctx context.Context, o options, ours *generator, disk, logDir s
 	}
 	floors = []*generator{c.generator}
 
-	g := floorGenerator(o, bench.Initrd{Name: bench.GoFloorName, GoFloor: true,
+	g, err := floorGenerator(o, bench.Initrd{Name: bench.GoFloorName, GoFloor: true,
 		Build: "go build (CGO_ENABLED=0) bench/floor/gofloor, with the modules dockerinit loaded, from its initramfs"}, "gofloor")
-	ldflags, err := bench.GoFloorLdflags(mods, floorRoot)
+	var ldflags string
+	if err == nil {
+		ldflags, err = bench.GoFloorLdflags(mods, floorRoot)
+	}
 	if err == nil {
 		gb := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", g.bin, "./bench/floor/gofloor")
 		gb.Dir, gb.Env = o.repo, append(os.Environ(), "CGO_ENABLED=0")
@@ -126,20 +132,23 @@ type floorBuild struct {
 	dir, bin string
 }
 
-func floorGenerator(o options, in bench.Initrd, name string) floorBuild {
+func floorGenerator(o options, in bench.Initrd, name string) (floorBuild, error) {
 	dir := filepath.Join(o.work, name)
-	return floorBuild{
+	f := floorBuild{
 		generator: &generator{Initrd: in, boot: filepath.Join(o.work, "boot-"+name), log: filepath.Join(o.work, "logs", name+".log"), bootable: true},
 		dir:       dir,
 		bin:       filepath.Join(dir, "init"),
 	}
+	for _, d := range []string{f.dir, f.boot} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return floorBuild{}, err
+		}
+	}
+	return f, nil
 }
 
 // pack writes the floor's initramfs, its /init and the module files, and ours's kernel beside it.
 func (f floorBuild) pack(ours *generator, files []initramfs.Entry, names []string) error {
-	if err := os.MkdirAll(f.boot, 0o755); err != nil {
-		return err
-	}
 	init, err := os.ReadFile(f.bin)
 	if err != nil {
 		return err

@@ -30,9 +30,9 @@ func (e *FormatError) Error() string {
 
 // The specification's limits on rounds= and the salt.
 const (
-	minRounds     = 1000
-	maxRounds     = 999_999_999
-	maxSalt       = 16
+	minRounds = 1000
+	maxRounds = 999_999_999
+	maxSalt   = 16
 )
 
 // digestLen is the length of each scheme's encoded digest.
